@@ -18,6 +18,22 @@ const list = z
 
 const url = z.url({ protocol: /^https?$/ });
 
+/** A model input field name, as Replicate's schemas spell them. */
+const inputField = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an input field name');
+
+/** A JSON object given as a string. */
+const jsonObject = z
+  .string()
+  .transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string(), z.unknown()));
+
 const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
@@ -68,11 +84,20 @@ const EnvSchema = z.object({
   REPLICATE_CARTOONIFY_MODEL: z
     .string()
     .regex(/^[\w.-]+\/[\w.-]+(:[0-9a-f]{64})?$/, 'must be owner/name or owner/name:version')
-    .default('catacolabs/cartoonify'),
+    // Pinned: catacolabs/cartoonify is a community model, which Replicate runs only by version.
+    .default('catacolabs/cartoonify:f109015d60170dfb20460f17da8cb863155823c85ece1115e1e9e4ec7ef51d3b'),
+  /** The model's input field that receives the image (catacolabs/cartoonify: `image`). */
+  REPLICATE_CARTOONIFY_INPUT_FIELD: inputField.default('image'),
+  /** Extra fixed inputs for the cartoonify model, a JSON object (e.g. a prompt for an instruction-following model). */
+  REPLICATE_CARTOONIFY_EXTRA_INPUT: jsonObject.default({}),
   REPLICATE_FACESWAP_MODEL: z
     .string()
     .regex(/^[\w.-]+\/[\w.-]+(:[0-9a-f]{64})?$/, 'must be owner/name or owner/name:version')
     .optional(),
+  /** The face-swap model's input fields for the base photo and for the face (identity) photo. */
+  REPLICATE_FACESWAP_BASE_FIELD: inputField.default('input_image'),
+  REPLICATE_FACESWAP_FACE_FIELD: inputField.default('swap_image'),
+  REPLICATE_FACESWAP_EXTRA_INPUT: jsonObject.default({}),
   REPLICATE_TIMEOUT_S: z.coerce.number().min(1).default(120),
 
   OPENAI_API_KEY: z.string().min(1).optional(),
