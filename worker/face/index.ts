@@ -13,3 +13,20 @@ export type {
   RawImage,
 } from './types.ts';
 export { alignFace, applyAffine, arcfaceTemplate, composeAffine, estimateSimilarity, invertAffine, warpAffine } from './align.ts';
+export { boxArea, chooseFaces, leftToRight, letterbox, nms } from './detect.ts';
+export type { DetectorOptions } from './detect.ts';
+export { createScrfdDetector } from './scrfd.ts';
+export { createYunetDetector, YUNET_DEFAULT_THRESHOLD } from './yunet.ts';
+export { cosineSimilarity, createRecognizer, embedFace, l2normalize } from './recognize.ts';
+export type { RecognizerOptions } from './recognize.ts';
+export { createFaceMesh, FACE_OVAL, MESH_INDEX, MESH_POINTS, MESH_SIZE } from './mesh.ts';
+export { cropRaw, resizeRaw, toChwTensor, toRgb } from './image.ts';
+export {
+  ARCFACE_512_CONTRACT,
+  BISENET_CONTRACT,
+  FACE_MESH_CONTRACT,
+  PAN_SEG_CONTRACT,
+  RECOGNIZER_CONTRACT,
+  SCRFD_CONTRACT,
+  YUNET_CONTRACT,
+} from './contracts.ts';
