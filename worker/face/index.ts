@@ -30,3 +30,17 @@ export {
   SCRFD_CONTRACT,
   YUNET_CONTRACT,
 } from './contracts.ts';
+export { pasteBack } from './paste.ts';
+export {
+  buildFaceMask,
+  DEFAULT_MASK_OPTIONS,
+  FACE_CLASSES,
+  FACE_MASK_CLASSES,
+  fillHoles,
+  gaussianBlurMask,
+  maskClasses,
+  morphDisk,
+  morphSquare,
+} from './mask.ts';
+export { createBisenetParser, createPanParser, labelsToImage, PARSE_SIZE, parseCropMatrix } from './parse.ts';
+export type { ParserOptions } from './parse.ts';
