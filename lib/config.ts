@@ -54,6 +54,8 @@ const EnvSchema = z.object({
   MODELS_DIR: z.string().default('models'),
   ONNX_PROVIDER: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   ONNX_THREADS: z.coerce.number().int().min(0).max(256).default(0),
+  /** Per-role model file overrides, "role=file,role=file" (files relative to MODELS_DIR); see docs/face-analysis.md. */
+  MODEL_FILES: list.default([]),
 
   FETCH_ALLOW_HOSTS: list.default([]),
   FETCH_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5_000),
