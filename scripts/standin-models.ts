@@ -26,6 +26,7 @@ import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
+import type { onnx as OnnxTypes } from 'onnx-proto';
 import { DIFFUSION_FILES, TOKENIZER_DIR, type DiffusionRole } from '../worker/diffusion/models.ts';
 import { createGaussianRng } from '../worker/diffusion/noise.ts';
 
@@ -35,7 +36,7 @@ type Dim = number | string;
 const FLOAT = 1;
 const INT64 = 7;
 
-function valueInfo(name: string, elemType: number, dims: Dim[]): onnx.IValueInfoProto {
+function valueInfo(name: string, elemType: number, dims: Dim[]): OnnxTypes.IValueInfoProto {
   return {
     name,
     type: {
@@ -47,19 +48,19 @@ function valueInfo(name: string, elemType: number, dims: Dim[]): onnx.IValueInfo
   };
 }
 
-function floatTensor(name: string, dims: number[], data: ArrayLike<number>): onnx.ITensorProto {
+function floatTensor(name: string, dims: number[], data: ArrayLike<number>): OnnxTypes.ITensorProto {
   const arr = Float32Array.from(data);
   return { name, dims, dataType: FLOAT, rawData: new Uint8Array(arr.buffer) };
 }
 
-function int64Tensor(name: string, dims: number[], data: number[]): onnx.ITensorProto {
+function int64Tensor(name: string, dims: number[], data: number[]): OnnxTypes.ITensorProto {
   const arr = BigInt64Array.from(data.map((v) => BigInt(v)));
   return { name, dims, dataType: INT64, rawData: new Uint8Array(arr.buffer) };
 }
 
 type Attr = { name: string; i?: number; ints?: number[]; f?: number; s?: string };
 
-function node(opType: string, inputs: string[], outputs: string[], attrs: Attr[] = []): onnx.INodeProto {
+function node(opType: string, inputs: string[], outputs: string[], attrs: Attr[] = []): OnnxTypes.INodeProto {
   return {
     opType,
     input: inputs,
@@ -74,10 +75,10 @@ function node(opType: string, inputs: string[], outputs: string[], attrs: Attr[]
 }
 
 function model(name: string, graph: {
-  inputs: onnx.IValueInfoProto[];
-  outputs: onnx.IValueInfoProto[];
-  nodes: onnx.INodeProto[];
-  inits?: onnx.ITensorProto[];
+  inputs: OnnxTypes.IValueInfoProto[];
+  outputs: OnnxTypes.IValueInfoProto[];
+  nodes: OnnxTypes.INodeProto[];
+  inits?: OnnxTypes.ITensorProto[];
 }): Uint8Array {
   const m = onnx.ModelProto.create({
     irVersion: 8,
