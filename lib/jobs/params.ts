@@ -86,9 +86,21 @@ export const PARAMS_SCHEMAS = {
   face_swap_cartoon: FaceSwapCartoonParamsSchema,
 } as const;
 
-/** Input image roles per kind: the request field names (`<role>_image_url` / `<role>_image`) map onto these. */
-export const INPUT_ROLES = {
-  face_swap: ['base', 'face'],
-  cartoonify: ['image'],
-  face_swap_cartoon: ['base', 'face'],
-} as const satisfies Record<JobKind, readonly string[]>;
+/**
+ * Input image roles per kind, with their request fields: a URL field (the
+ * original service's names) and a file field for multipart uploads.
+ */
+export interface InputField {
+  role: string;
+  urlField: string;
+  fileField: string;
+}
+const SWAP_INPUTS: InputField[] = [
+  { role: 'base', urlField: 'base_image_url', fileField: 'base_image' },
+  { role: 'face', urlField: 'face_image_url', fileField: 'face_image' },
+];
+export const INPUT_FIELDS: Record<JobKind, InputField[]> = {
+  face_swap: SWAP_INPUTS,
+  cartoonify: [{ role: 'image', urlField: 'image_url', fileField: 'image' }],
+  face_swap_cartoon: SWAP_INPUTS,
+};

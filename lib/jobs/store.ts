@@ -1,0 +1,224 @@
+/**
+ * The job record: every read and state change of the `jobs` table.
+ *
+ * State changes made by the daemon are conditional on the job still being
+ * `processing` for the daemon's attempt, so a job that was canceled, or
+ * retried elsewhere after a lost lease, can never be completed twice.
+ */
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../db/database.ts';
+import type { JobRow, WebhookSettings } from '../db/schema.ts';
+import type { ImageRef, JobKind } from './params.ts';
+import type { JobQueue } from './queue.ts';
+
+export interface NewJob {
+  kind: JobKind;
+  engine: string;
+  queue: string;
+  owner: string;
+  input: Record<string, ImageRef>;
+  params: Record<string, unknown>;
+  webhook?: WebhookSettings;
+  idempotencyKey?: string;
+  requestHash?: string;
+  /** Pre-chosen id (uploads are stored under it before the row exists). */
+  id?: string;
+}
+
+export type CreateResult =
+  | { outcome: 'created'; job: JobRow }
+  | { outcome: 'replayed'; job: JobRow }
+  | { outcome: 'key_conflict'; job: JobRow };
+
+export class JobStore {
+  readonly db: Db;
+  readonly #queue: JobQueue;
+
+  constructor(db: Db, queue: JobQueue) {
+    this.db = db;
+    this.#queue = queue;
+  }
+
+  /**
+   * Insert the row and its queue entry in one transaction. With an
+   * idempotency key, a second request with the same key returns the first
+   * job (same body) or reports a conflict (different body).
+   */
+  async create(job: NewJob): Promise<CreateResult> {
+    await this.#queue.ensure(job.queue);
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('jobs')
+        .values({
+          id: job.id ?? randomUUID(),
+          kind: job.kind,
+          engine: job.engine,
+          queue: job.queue,
+          owner: job.owner,
+          input: JSON.stringify(job.input),
+          params: JSON.stringify(job.params),
+          webhook: job.webhook ? JSON.stringify(job.webhook) : null,
+          idempotency_key: job.idempotencyKey ?? null,
+          request_hash: job.requestHash ?? null,
+        })
+        .onConflict((oc) => oc.columns(['owner', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (row) {
+        await this.#queue.send(job.queue, row.id, trx);
+        return { outcome: 'created', job: row };
+      }
+      const existing = await trx
+        .selectFrom('jobs')
+        .selectAll()
+        .where('owner', '=', job.owner)
+        .where('idempotency_key', '=', job.idempotencyKey!)
+        .executeTakeFirstOrThrow();
+      return { outcome: existing.request_hash === job.requestHash ? 'replayed' : 'key_conflict', job: existing };
+    });
+  }
+
+  get(id: string): Promise<JobRow | undefined> {
+    return this.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Queued jobs, for back-pressure and /health. */
+  async queuedCount(): Promise<number> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', '=', 'queued')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** A daemon takes the job for `attempt`; undefined if it was canceled or already finished. */
+  startAttempt(id: string, attempt: number, daemonId: string): Promise<JobRow | undefined> {
+    return this.db
+      .updateTable('jobs')
+      .set({
+        status: 'processing',
+        attempt,
+        daemon_id: daemonId,
+        progress: 0,
+        stage: 'starting',
+        started_at: sql<Date>`coalesce(started_at, now())`,
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', 'in', ['queued', 'processing'])
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** Returns false when the job is no longer ours to work on (canceled, or retried elsewhere). */
+  async progress(id: string, attempt: number, progress: number, stage: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('jobs')
+      .set({ progress: Math.min(1, Math.max(0, progress)), stage, updated_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .where('status', '=', 'processing')
+      .where('attempt', '=', attempt)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async complete(id: string, attempt: number, result: { urls: string[]; keys: string[]; info?: Record<string, unknown> }): Promise<JobRow | undefined> {
+    return this.db
+      .updateTable('jobs')
+      .set({
+        status: 'completed',
+        progress: 1,
+        stage: 'done',
+        result_urls: JSON.stringify(result.urls),
+        result_keys: JSON.stringify(result.keys),
+        info: result.info ? JSON.stringify(result.info) : null,
+        error_code: null,
+        error_message: null,
+        finished_at: sql<Date>`now()`,
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'processing')
+      .where('attempt', '=', attempt)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async fail(id: string, attempt: number, error: { code: string; message: string }): Promise<JobRow | undefined> {
+    return this.db
+      .updateTable('jobs')
+      .set({
+        status: 'failed',
+        error_code: error.code,
+        error_message: error.message.slice(0, 2000),
+        finished_at: sql<Date>`now()`,
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'processing')
+      .where('attempt', '=', attempt)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** A transient failure: back to `queued` (pg-boss retries it after its backoff), keeping the last error. */
+  async requeue(id: string, attempt: number, error: { code: string; message: string }): Promise<boolean> {
+    const result = await this.db
+      .updateTable('jobs')
+      .set({
+        status: 'queued',
+        stage: `retrying after ${error.code}`,
+        error_code: error.code,
+        error_message: error.message.slice(0, 2000),
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'processing')
+      .where('attempt', '=', attempt)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Cancel a queued or running job (the row turns `canceled` at once; the
+   * queue entry is removed, and a running daemon is told through NOTIFY).
+   * Returns the row after the call, and whether this call canceled it.
+   */
+  async cancel(id: string, owner?: string): Promise<{ job: JobRow; canceled: boolean } | undefined> {
+    let query = this.db
+      .updateTable('jobs')
+      .set({
+        status: 'canceled',
+        stage: 'canceled',
+        finished_at: sql<Date>`now()`,
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .where('status', 'in', ['queued', 'processing']);
+    if (owner) query = query.where('owner', '=', owner);
+    const row = await query.returningAll().executeTakeFirst();
+    if (row) {
+      await this.#queue.cancel(row.queue, row.id);
+      return { job: row, canceled: true };
+    }
+    const current = await this.get(id);
+    if (!current || (owner && current.owner !== owner)) return undefined;
+    return { job: current, canceled: false };
+  }
+
+  /** Finished jobs older than the retention period, with what they stored. */
+  async expired(olderThanDays: number, limit = 500): Promise<JobRow[]> {
+    return this.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('finished_at', '<', sql<Date>`now() - make_interval(days => ${olderThanDays})`)
+      .limit(limit)
+      .execute();
+  }
+
+  async deleteJobs(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.db.deleteFrom('jobs').where('id', 'in', ids).execute();
+  }
+}

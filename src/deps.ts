@@ -1,0 +1,26 @@
+/** What the HTTP API needs, wired by src/main.ts (or by tests). */
+import type { Config } from '../lib/config.ts';
+import type { Db } from '../lib/db/database.ts';
+import type { InputImage } from '../lib/images/raw.ts';
+import type { JobEvents } from '../lib/jobs/events.ts';
+import type { JobStore } from '../lib/jobs/store.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { Storage } from '../lib/storage/index.ts';
+import type { EngineDirectory } from './engine-routing.ts';
+
+export interface ApiDeps {
+  config: Config;
+  db: Db;
+  store: JobStore;
+  events: JobEvents;
+  storage: Storage;
+  directory: EngineDirectory;
+  /** Synchronous URL pre-check (scheme, literal forbidden addresses); throws JobError. */
+  checkUrl(url: string): void;
+  /** Validates and normalises an uploaded image; throws JobError. */
+  decodeUpload(bytes: Buffer): Promise<InputImage>;
+  /** Pending jobs in the queue, for /health. */
+  queueDepth(): Promise<number>;
+  log: Logger;
+  version: string;
+}
