@@ -4,6 +4,7 @@
  * neighbour at H/8×W/8, and the 9-channel UNet sample
  * concat(scaled latents [4], mask [1], masked-image latents [4]).
  */
+import { resizeRaw } from '../face/image.ts';
 
 /** 1 where the soft mask (0..255) is ≥ 0.5, else 0. */
 export function binarizeMask(soft: Uint8Array): Uint8Array {
@@ -58,4 +59,14 @@ export function createUnetSample(batch: number, mask: Float32Array, maskedLatent
       }
     },
   };
+}
+
+/** Resize a one-channel soft mask (sharp may hand back 3 channels for 1-channel raw input; keep the first). */
+export async function resizeMask(mask: Uint8Array, width: number, height: number, toWidth: number, toHeight: number): Promise<Uint8Array> {
+  const out = await resizeRaw({ data: mask, width, height, channels: 1 }, toWidth, toHeight);
+  if (out.channels === 1) return out.data;
+  const n = toWidth * toHeight;
+  const res = new Uint8Array(n);
+  for (let i = 0; i < n; i++) res[i] = out.data[i * out.channels]!;
+  return res;
 }

@@ -27,7 +27,7 @@ import type { Face, FaceDetector, FaceParser, FaceRecognizer } from '../face/typ
 import { planCrop, maskBounds, type CropPlan } from './crop.ts';
 import { faceIdTokens, CLIP_SIZE } from './faceid.ts';
 import { denoise } from './denoise.ts';
-import { binarizeMask, latentMask, maskImage } from './inpaint.ts';
+import { binarizeMask, latentMask, maskImage, resizeMask } from './inpaint.ts';
 import { createGaussianRng, randomSeed } from './noise.ts';
 import { createSampler, ipScaleSchedule } from './schedulers.ts';
 import type { ModelClock, OrtSession } from './session.ts';
@@ -287,8 +287,7 @@ async function prepareCrop(models: DiffusionModels, working: RawImage, pf: Prepa
   const gh = crop.genHeight;
   const img = await resizeRaw(cropRaw(working, crop.x, crop.y, crop.width, crop.height), gw, gh);
   const softCrop = cropRaw({ data: pf.mask, width: working.width, height: working.height, channels: 1 }, crop.x, crop.y, crop.width, crop.height);
-  const softGen = await resizeRaw(softCrop, gw, gh);
-  const bin = binarizeMask(softGen.data);
+  const bin = binarizeMask(await resizeMask(softCrop.data, softCrop.width, softCrop.height, gw, gh));
   const pixels = toSignedPixels(img);
   const masked = maskImage(pixels, bin);
   const withImage = strength < 1;
