@@ -21,11 +21,11 @@ export const DIFFUSION_ROLES = [
 ] as const;
 export type DiffusionRole = (typeof DIFFUSION_ROLES)[number];
 
-/** Default file of each role under MODELS_DIR. */
+/** File of each role under MODELS_DIR, as in models/manifest.json (the engine resolves through the manifest, so MODEL_FILES can override). */
 export const DIFFUSION_FILES: Record<DiffusionRole, string> = {
   detector: 'det_10g.onnx',
   recognizer: 'w600k_r50.onnx',
-  parser: 'face_parsing_bisenet.onnx',
+  parser: 'bisenet_face_parsing.onnx',
   clip_vision: 'clip_vision_vit_h14.onnx',
   faceid_projection: 'ip_adapter_faceid_plusv2_projection.onnx',
   text_encoder_l: 'sdxl_text_encoder_l.onnx',
@@ -35,7 +35,7 @@ export const DIFFUSION_FILES: Record<DiffusionRole, string> = {
   unet: 'sdxl_inpaint_unet_faceid.onnx',
 };
 
-/** Folder under MODELS_DIR with the CLIP BPE files (vocab.json, merges.txt) shared by both SDXL tokenizers. */
+/** Folder under MODELS_DIR with the CLIP BPE files (vocab.json, merges.txt) shared by both SDXL tokenizers (manifest roles tokenizer_vocab, tokenizer_merges). */
 export const TOKENIZER_DIR = 'sdxl_tokenizer';
 
 const f32 = 'float32';

@@ -5,7 +5,6 @@
  * a missing or wrong file: status() then says which file and which input or
  * output is wrong.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../../../lib/config.ts';
@@ -17,7 +16,10 @@ import { createRecognizer } from '../../face/recognize.ts';
 import { createBisenetParser } from '../../face/parse.ts';
 import { createSessionFactory, type SessionFactory } from '../../onnx/session.ts';
 import type { InferenceSession } from 'onnxruntime-node';
-import { DIFFUSION_CONTRACTS, DIFFUSION_FILES, DIFFUSION_ROLES, TOKENIZER_DIR, type DiffusionRole } from '../../diffusion/models.ts';
+import { DIFFUSION_CONTRACTS, DIFFUSION_ROLES, type DiffusionRole } from '../../diffusion/models.ts';
+import { loadModelManifest, missingModels, resolveModel } from '../../models/manifest.ts';
+
+const ALL_ROLES = [...DIFFUSION_ROLES, 'tokenizer_vocab', 'tokenizer_merges'] as const;
 import { DEFAULT_PROMPT, swapFaceDiffusion, type DiffusionModels } from '../../diffusion/pipeline.ts';
 import { createModelClock, timedSession, type ModelClock } from '../../diffusion/session.ts';
 import { loadClipTokenizer } from '../../diffusion/tokenizer.ts';
@@ -64,26 +66,30 @@ export async function createDiffusionEngine(deps: DiffusionEngineDeps): Promise<
   const factory =
     deps.sessions ?? createSessionFactory({ provider: config.ONNX_PROVIDER, threads: config.ONNX_THREADS, log });
 
-  // Missing files first: one message naming every absent file.
-  const missing = DIFFUSION_ROLES.filter((r) => !existsSync(path.join(dir, DIFFUSION_FILES[r]))).map(
-    (r) => `${DIFFUSION_FILES[r]} (${r})`,
-  );
-  const tokDir = path.join(dir, TOKENIZER_DIR);
-  for (const f of ['vocab.json', 'merges.txt']) {
-    if (!existsSync(path.join(tokDir, f))) missing.push(`${path.join(TOKENIZER_DIR, f)} (tokenizer)`);
+  // Files by role from the model manifest (MODEL_FILES overrides); missing files first, all named at once.
+  let paths: Record<DiffusionRole | 'tokenizer_vocab' | 'tokenizer_merges', string>;
+  try {
+    const manifest = loadModelManifest(dir, { modelFiles: config.MODEL_FILES });
+    const missing = missingModels(manifest, ALL_ROLES);
+    if (missing.length > 0) {
+      const detail = `missing model files: ${missing.join(', ')} (models/README.md says how to produce them; npm run models:standin -- <dir> writes stand-ins)`;
+      log.warn({ engine: 'diffusion', missing }, 'diffusion engine unavailable: model files missing');
+      return notReady(detail, factory.device);
+    }
+    paths = Object.fromEntries(ALL_ROLES.map((r) => [r, resolveModel(manifest, r).path])) as typeof paths;
+  } catch (error) {
+    return notReady((error as Error).message, factory.device);
   }
-  if (missing.length > 0) {
-    const detail = `missing model files in ${dir}: ${missing.join(', ')} (see models/README.md)`;
-    log.warn({ engine: 'diffusion', missing }, 'diffusion engine unavailable: model files missing');
-    return notReady(detail, factory.device);
+  if (path.dirname(paths.tokenizer_vocab) !== path.dirname(paths.tokenizer_merges)) {
+    return notReady(`tokenizer_vocab and tokenizer_merges must be in one folder (${paths.tokenizer_vocab}, ${paths.tokenizer_merges})`, factory.device);
   }
+  const tokDir = path.dirname(paths.tokenizer_vocab);
 
   const sessions: Partial<Record<DiffusionRole, InferenceSession>> = {};
   const problems: string[] = [];
   for (const role of DIFFUSION_ROLES) {
-    const file = path.join(dir, DIFFUSION_FILES[role]);
     try {
-      sessions[role] = await factory.load(file, DIFFUSION_CONTRACTS[role]);
+      sessions[role] = await factory.load(paths[role], DIFFUSION_CONTRACTS[role]);
     } catch (error) {
       problems.push((error as Error).message);
     }
@@ -135,7 +141,7 @@ export async function createDiffusionEngine(deps: DiffusionEngineDeps): Promise<
 
   let closed = false;
   const status = (): EngineStatus =>
-    closed ? { ready: false, detail: 'closed' } : { ready: true, detail: `${DIFFUSION_ROLES.length} models loaded from ${dir} on ${device}` };
+    closed ? { ready: false, detail: 'closed' } : { ready: true, detail: `${DIFFUSION_ROLES.length} models and the tokenizer loaded from ${dir} on ${device}` };
 
   async function choosePrompt(inputs: Record<string, InputImage>, params: FaceSwapParams, ctx: EngineContext): Promise<string> {
     const given = params.prompt?.trim();
