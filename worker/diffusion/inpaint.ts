@@ -17,8 +17,12 @@ export function binarizeMask(soft: Uint8Array): Uint8Array {
 export function maskImage(pixels: Float32Array, bin: Uint8Array): Float32Array {
   const plane = bin.length;
   const out = new Float32Array(pixels);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < plane; i++) if (bin[i]) out[c * plane + i] = 0;
+  for (let i = 0; i < plane; i++) {
+    if (bin[i] !== 0) {
+      out[i] = 0;
+      out[plane + i] = 0;
+      out[2 * plane + i] = 0;
+    }
   }
   return out;
 }

@@ -165,8 +165,9 @@ export async function swapFaceDiffusion(
   let stepsDone = 0;
   let executedPerFace = 0;
   const units = count * prepared.length;
-  const loopT0 = performance.now();
-  const loopModel0 = hooks.clock?.modelMs ?? 0;
+  // Time inside the denoising loops, and inside UNet calls there: the per-step overhead is the difference.
+  let loopMs = 0;
+  let loopModelMs = 0;
 
   for (let i = 0; i < count; i++) {
     const seed = (seed0 + i) >>> 0;
@@ -209,6 +210,8 @@ export async function swapFaceDiffusion(
       }
       const ipScales = ipScaleSchedule(sampler.steps, params.steps, params.face_strength, params.stop_at);
 
+      const d0 = performance.now();
+      const dm0 = hooks.clock?.modelMs ?? 0;
       await denoise({
         unet: models.unet,
         sampler,
@@ -228,6 +231,8 @@ export async function swapFaceDiffusion(
           progress(0.08 + (0.9 * (unit + (k + 1) / (total + 1))) / units, `denoise ${k + 1}/${total}`);
         },
       });
+      loopMs += performance.now() - d0;
+      loopModelMs += (hooks.clock?.modelMs ?? 0) - dm0;
       throwIfAborted(signal);
 
       progress(0.08 + (0.9 * (unit + 1 - 0.5 / (sampler.steps + 1))) / units, 'vae_decode');
@@ -246,9 +251,7 @@ export async function swapFaceDiffusion(
   progress(1, 'done');
 
   const totalMs = performance.now() - t0;
-  const loopMs = performance.now() - loopT0;
   const modelMs = hooks.clock ? hooks.clock.modelMs - model0 : undefined;
-  const loopModelMs = hooks.clock ? hooks.clock.modelMs - loopModel0 : undefined;
   return {
     images,
     info: {
@@ -267,7 +270,7 @@ export async function swapFaceDiffusion(
           ? {
               model: round(modelMs),
               overhead: round(totalMs - modelMs),
-              loop_overhead_per_step: stepsDone > 0 ? round((loopMs - loopModelMs!) / stepsDone, 3) : 0,
+              loop_overhead_per_step: stepsDone > 0 ? round((loopMs - loopModelMs) / stepsDone, 3) : 0,
             }
           : {}),
       },
@@ -290,6 +293,7 @@ async function prepareCrop(models: DiffusionModels, working: RawImage, pf: Prepa
   const bin = binarizeMask(await resizeMask(softCrop.data, softCrop.width, softCrop.height, gw, gh));
   const pixels = toSignedPixels(img);
   const masked = maskImage(pixels, bin);
+
   const withImage = strength < 1;
   const batchPixels = new Float32Array((withImage ? 2 : 1) * pixels.length);
   batchPixels.set(masked, 0);
