@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Config } from '../lib/config.ts';
 import { checkImageUrl, createImageLoader } from '../lib/intake/index.ts';
+import { startMaintenance } from '../lib/jobs/maintenance.ts';
 import type { Logger } from '../lib/logger.ts';
 import { openCore, type Core } from '../lib/runtime.ts';
 import type { Storage } from '../lib/storage/index.ts';
@@ -80,6 +81,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const url = `http://127.0.0.1:${port}`;
   log.info({ url, worker: config.WORKER, storage: config.STORAGE }, 'API listening');
 
+  const stopMaintenance = startMaintenance({
+    db: core.database.db,
+    store: core.store,
+    storage: core.storage,
+    log: log.child({ component: 'maintenance' }),
+    retentionDays: config.JOB_RETENTION_DAYS,
+  });
+
   let stopped = false;
   return {
     url,
@@ -89,6 +98,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      stopMaintenance();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         if ('closeAllConnections' in server) server.closeAllConnections();

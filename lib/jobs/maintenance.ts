@@ -1,0 +1,73 @@
+/**
+ * Periodic housekeeping, safe to run in every API process at once:
+ * - reconcile: a job whose queue entry ended without the daemon settling the
+ *   row (every attempt's daemon died, so pg-boss gave up) is failed with
+ *   `worker_lost` instead of staying `processing` forever;
+ * - retention: jobs finished more than JOB_RETENTION_DAYS ago are deleted,
+ *   with their uploaded inputs and their results.
+ */
+import { sql } from 'kysely';
+import type { Db } from '../db/database.ts';
+import type { Logger } from '../logger.ts';
+import type { Storage } from '../storage/index.ts';
+import type { JobStore } from './store.ts';
+
+export interface MaintenanceDeps {
+  db: Db;
+  store: JobStore;
+  storage: Storage;
+  log: Logger;
+  retentionDays: number;
+}
+
+/** Fails rows whose pg-boss job is failed, cancelled or gone while the row still says queued/processing. */
+export async function reconcileLostJobs(db: Db): Promise<number> {
+  const result = await sql<{ id: string }>`
+    UPDATE jobs j SET
+      status = 'failed',
+      error_code = 'worker_lost',
+      error_message = 'The daemon running this job stopped responding and its retries are used up',
+      finished_at = now(),
+      updated_at = now()
+    WHERE j.status IN ('queued', 'processing')
+      AND j.updated_at < now() - interval '1 minute'
+      AND NOT EXISTS (
+        SELECT 1 FROM pgboss.job b
+        WHERE b.name = j.queue AND b.id = j.id AND b.state IN ('created', 'retry', 'active')
+      )
+    RETURNING j.id`.execute(db);
+  return result.rows.length;
+}
+
+export async function deleteExpiredJobs(deps: MaintenanceDeps): Promise<number> {
+  const expired = await deps.store.expired(deps.retentionDays);
+  for (const job of expired) {
+    const keys = [
+      ...(job.result_keys ?? []),
+      ...Object.values(job.input).flatMap((ref) => ('upload' in ref ? [ref.upload] : [])),
+    ];
+    await deps.storage.delete(keys);
+  }
+  await deps.store.deleteJobs(expired.map((j) => j.id));
+  return expired.length;
+}
+
+export function startMaintenance(deps: MaintenanceDeps, intervalMs = 5 * 60_000): () => void {
+  const run = async () => {
+    try {
+      const lost = await reconcileLostJobs(deps.db);
+      const deleted = await deleteExpiredJobs(deps);
+      if (lost > 0 || deleted > 0) deps.log.info({ lost, deleted }, 'maintenance');
+    } catch (error) {
+      deps.log.warn({ err: error }, 'maintenance failed');
+    }
+  };
+  const timer = setInterval(() => void run(), intervalMs);
+  timer.unref();
+  const first = setTimeout(() => void run(), 10_000);
+  first.unref();
+  return () => {
+    clearInterval(timer);
+    clearTimeout(first);
+  };
+}
