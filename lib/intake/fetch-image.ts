@@ -8,8 +8,8 @@
  *   address: the lookup is the one node:http itself calls, so there is no
  *   second resolution a rebinding DNS server could answer differently.
  * - Redirects: each hop is checked the same way; at most `maxRedirects`.
- * - Bytes are counted while streaming; the transfer stops one chunk past
- *   `maxBytes` whatever Content-Length said.
+ * - Bytes are counted while streaming; the transfer stops before the chunk
+ *   that would pass `maxBytes`, whatever Content-Length said.
  * - A connect timeout (DNS + TCP + TLS) and a total timeout over all hops and
  *   the body, so a server that trickles bytes is cut off.
  * - No connection reuse (agent: false), no proxies, no content decoding.
@@ -220,7 +220,66 @@ function requestOnce(hop: Hop): Promise<http.IncomingMessage> {
   });
 }
 
-/** Read the body, never holding more than maxBytes (plus one chunk). */
+/** Chunks smaller than this are copied together into blocks of BLOCK_BYTES. */
+const SMALL_CHUNK_BYTES = 16 * 1024;
+const BLOCK_BYTES = 64 * 1024;
+
+/**
+ * Collects body bytes so that what is held is the bytes themselves plus at
+ * most one block, however the server frames them. Node hands out chunks that
+ * can be slices of a larger socket buffer (keeping a slice pins all of it) or
+ * many small pieces; large chunks are kept when they own their memory and
+ * copied to an exact-size buffer otherwise, small ones are copied together
+ * into blocks.
+ */
+class ByteCollector {
+  private readonly pieces: Buffer[] = [];
+  private block: Buffer | undefined;
+  private used = 0;
+  total = 0;
+
+  push(chunk: Buffer): void {
+    this.total += chunk.length;
+    if (chunk.length >= SMALL_CHUNK_BYTES) {
+      this.flush();
+      const owned = chunk.byteOffset === 0 && chunk.buffer.byteLength === chunk.length;
+      this.pieces.push(owned ? chunk : Buffer.from(chunk));
+      return;
+    }
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.block === undefined) {
+        this.block = Buffer.allocUnsafeSlow(BLOCK_BYTES);
+        this.used = 0;
+      }
+      const copied = chunk.copy(this.block, this.used, offset);
+      this.used += copied;
+      offset += copied;
+      if (this.used === this.block.length) {
+        this.pieces.push(this.block);
+        this.block = undefined;
+      }
+    }
+  }
+
+  /** Close the partly filled block: keep an exact-size copy of what it holds. */
+  private flush(): void {
+    if (this.block !== undefined && this.used > 0) this.pieces.push(Buffer.from(this.block.subarray(0, this.used)));
+    this.block = undefined;
+  }
+
+  result(): Buffer {
+    this.flush();
+    if (this.pieces.length === 1) return this.pieces[0]!;
+    return Buffer.concat(this.pieces, this.total);
+  }
+}
+
+/**
+ * Read the body, never holding more than maxBytes plus one block: the limit
+ * is checked before each chunk is kept, whatever Content-Length said (a
+ * declared length above the limit is refused before reading).
+ */
 async function readCapped(res: http.IncomingMessage, maxBytes: number, host: string): Promise<Buffer> {
   const tooLarge = (): JobError =>
     new JobError('fetch_too_large', `The image from ${host} is larger than ${maxBytes} bytes`, { retryable: false });
@@ -230,20 +289,32 @@ async function readCapped(res: http.IncomingMessage, maxBytes: number, host: str
     res.destroy();
     throw tooLarge();
   }
-  const chunks: Buffer[] = [];
+  if (declared === 0) {
+    res.resume();
+    return Buffer.alloc(0);
+  }
+  // Known length: copy into one exact buffer (no final concatenation).
+  const exact = declared !== undefined ? Buffer.allocUnsafeSlow(declared) : undefined;
+  const collector = new ByteCollector();
   let total = 0;
   for await (const chunk of res as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > maxBytes) {
+    if (total + chunk.length > maxBytes || (exact !== undefined && total + chunk.length > exact.length)) {
       res.destroy();
       throw tooLarge();
     }
-    chunks.push(chunk);
+    if (exact !== undefined) chunk.copy(exact, total);
+    else collector.push(chunk);
+    total += chunk.length;
   }
-  if (declared !== undefined && total !== declared) {
-    throw new JobError('fetch_failed', `The image from ${host} ended after ${total} of ${declared} bytes`, { retryable: true });
+  if (exact !== undefined) {
+    if (total !== exact.length) {
+      throw new JobError('fetch_failed', `The image from ${host} ended after ${total} of ${exact.length} bytes`, {
+        retryable: true,
+      });
+    }
+    return exact;
   }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+  return collector.result();
 }
 
 async function fetchWithPolicy(

@@ -131,8 +131,8 @@ function literalCases(): Case[] {
   ];
   // The machine's own interface addresses (private in any sane setup).
   const own = Object.values(os.networkInterfaces())
-    .flat()
-    .filter((a) => a !== undefined && !a.internal) // loopback ones are spelled out above
+    .flatMap((list) => list ?? [])
+    .filter((a) => !a.internal) // loopback ones are spelled out above
     .map((a) => (a.family === 'IPv6' ? `[${a.address}]` : a.address));
   const schemes = [
     'file:///etc/passwd',
