@@ -6,7 +6,8 @@
  * provider_rejected (other 4xx, e.g. 422 invalid input, permanent),
  * provider_rate_limited / provider_unavailable (429, 5xx, network: retryable,
  * raised by retry-fetch.ts once its budget is spent),
- * provider_bad_response (a body that is not the JSON we expect: retryable).
+ * provider_bad_response (a body that is not the JSON we expect: retryable),
+ * provider_unavailable also for a request that ran past its own time limit.
  */
 import { JobError } from '../../../lib/errors.ts';
 
@@ -50,6 +51,10 @@ export function toProviderError(error: unknown, provider = 'Replicate'): unknown
       return new JobError('provider_unavailable', `${provider} answered ${status}${suffix}`, { status, retryable: true });
     }
     return new JobError('provider_rejected', `${provider} rejected the request (${status})${suffix}`, { status });
+  }
+  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    // A request's own time limit (the job's signal is handled by the caller): Replicate did not answer.
+    return new JobError('provider_unavailable', `${provider} did not answer in time (${error.message})`, { retryable: true, cause: error });
   }
   if (error instanceof SyntaxError) {
     return new JobError('provider_bad_response', `${provider} answered with a body that is not JSON: ${error.message}`, {

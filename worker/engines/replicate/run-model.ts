@@ -190,7 +190,7 @@ export function createReplicateRunner(deps: ReplicateRunnerDeps, modelRef: strin
     let log = ctx.log;
 
     try {
-      ctx.progress(0, 'replicate upload');
+      ctx.progress(0, 'replicate submit');
       const input: Record<string, unknown> = { ...request.extraInput };
       for (const [field, image] of Object.entries(request.images)) {
         const file = await toFileInput(client, image, { dataUriMaxBytes: tuning.dataUriMaxBytes, signal, role: field });
