@@ -7,7 +7,8 @@
  *   everything else never reach a decoder.
  * - The pixel count is read from the header and refused before decoding
  *   (image_too_large); sharp's limitInputPixels backs that up in the decoder.
- * - Truncated or corrupt data (libvips failOn 'error') is image_corrupt.
+ * - Truncated or corrupt data (libvips failOn 'warning', sharp's default:
+ *   libjpeg's "corrupt data" warnings count) is image_corrupt.
  * - EXIF orientation is applied; the stored bytes are re-encoded from pixels,
  *   so they carry no metadata at all (no EXIF, GPS, XMP, ICC: colour is
  *   converted to sRGB first).
@@ -129,7 +130,7 @@ export async function decodeImage(bytes: Buffer, opts: DecodeOptions): Promise<I
   // Header only: no pixel is decoded here.
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, { limitInputPixels: false, failOn: 'error' }).metadata();
+    meta = await sharp(bytes, { limitInputPixels: false, failOn: 'warning' }).metadata();
   } catch (error) {
     throw corrupt(`The ${sniffed.type.toUpperCase()} image cannot be read: ${(error as Error).message}`, error);
   }
@@ -148,7 +149,7 @@ export async function decodeImage(bytes: Buffer, opts: DecodeOptions): Promise<I
   // One decode: oriented sRGB pixels, alpha kept for the re-encode.
   let decoded: { data: Buffer; info: OutputInfo };
   try {
-    decoded = await sharp(bytes, { limitInputPixels: opts.maxPixels, failOn: 'error', autoOrient: true })
+    decoded = await sharp(bytes, { limitInputPixels: opts.maxPixels, failOn: 'warning', autoOrient: true })
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
