@@ -136,21 +136,23 @@ function guardedLookup(hop: Hop, allowed: boolean): net.LookupFunction {
     const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : (options.family ?? 0);
     const lookupOptions: dns.LookupAllOptions = { all: true, family };
     if (options.hints !== undefined) lookupOptions.hints = options.hints;
-    hop.lookup(hostname, lookupOptions, (err, addresses) => {
+    const answered = (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[] | string | undefined): void => {
       if (err) return callback(err, '', 0);
+      // Tolerate a resolver that ignores `all: true` and answers (err, address, family).
+      const list = typeof addresses === 'string' ? [{ address: addresses, family: net.isIP(addresses) }] : (addresses ?? []);
       const checked: dns.LookupAddress[] = [];
-      for (const entry of addresses ?? []) {
+      for (const entry of list) {
         const verdict = classifyAddress(entry.address);
-        if (!verdict.allowed && (verdict.range === 'invalid' || verdict.range === 'zoned')) {
-          const refused = new JobError('fetch_failed', `The resolver returned an unusable address for ${hostname}`);
-          hop.fail(refused);
-          return callback(refused, '', 0);
-        }
         if (!allowed && !verdict.allowed) {
           const refused = new JobError(
             'url_forbidden',
             `The image host ${hostname} resolves to a forbidden address (${verdict.address}, ${verdict.range})`,
           );
+          hop.fail(refused);
+          return callback(refused, '', 0);
+        }
+        if (!verdict.allowed && (verdict.range === 'invalid' || verdict.range === 'zoned')) {
+          const refused = new JobError('fetch_failed', `The resolver returned an unusable address for ${hostname}`);
           hop.fail(refused);
           return callback(refused, '', 0);
         }
@@ -162,7 +164,12 @@ function guardedLookup(hop: Hop, allowed: boolean): net.LookupFunction {
       }
       if (options.all) return callback(null, checked);
       return callback(null, checked[0]!.address, checked[0]!.family);
-    });
+    };
+    try {
+      hop.lookup(hostname, lookupOptions, answered);
+    } catch (error) {
+      callback(error as NodeJS.ErrnoException, '', 0);
+    }
   };
 }
 

@@ -338,6 +338,30 @@ describe('upstream failures', () => {
     expect(e.retryable).toBe(false);
   });
 
+  it('survives odd resolvers: one that throws, one that answers a bare string, one that answers garbage', async () => {
+    const throwing = createImageFetcher(
+      policy({
+        lookup: () => {
+          throw Object.assign(new Error('resolver exploded'), { code: 'EAI_FAIL' });
+        },
+      }),
+    );
+    await expectJobError(throwing.fetch('http://boom.test/x.jpg'), 'fetch_failed');
+    const bare = createImageFetcher(
+      policy({
+        allowHosts: [`img.test:${server.port}`],
+        lookup: ((_h: string, _o: unknown, cb: (e: null, a: string, f: number) => void) => cb(null, '127.0.0.1', 4)) as never,
+      }),
+    );
+    expect((await bare.fetch(`http://img.test:${server.port}/photo.jpg`)).equals(photo)).toBe(true);
+    const bareForbidden = createImageFetcher(
+      policy({ lookup: ((_h: string, _o: unknown, cb: (e: null, a: string, f: number) => void) => cb(null, '10.0.0.1', 4)) as never }),
+    );
+    await expectJobError(bareForbidden.fetch('http://img.test/x.jpg'), 'url_forbidden');
+    const garbage = createImageFetcher(policy({ allowHosts: ['img.test'], lookup: tableLookup({ 'img.test': 'not-an-address' }) }));
+    await expectJobError(garbage.fetch('http://img.test/x.jpg'), 'fetch_failed');
+  });
+
   it('rejects an unreadable policy at construction', () => {
     expect(() => createImageFetcher(policy({ allowHosts: ['http://x/'] }))).toThrow(/FETCH_ALLOW_HOSTS/);
     expect(() => createImageFetcher(policy({ maxBytes: 0 }))).toThrow(/maxBytes/);
