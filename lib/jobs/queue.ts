@@ -87,9 +87,13 @@ export class JobQueue {
     this.#log.debug({ queue: name }, 'queue ready');
   }
 
-  /** Enqueue inside the caller's transaction; the pg-boss id is the job id. */
-  async send(name: string, jobId: string, trx: Transaction<Database>): Promise<void> {
-    await this.boss.send(name, { jobId } satisfies JobPayload, { id: jobId, db: bossDb(trx) });
+  /** Enqueue jobs inside the caller's transaction; each pg-boss id is the job id. */
+  async insert(name: string, jobIds: string[], trx: Transaction<Database>): Promise<void> {
+    await this.boss.insert(
+      name,
+      jobIds.map((id) => ({ id, data: { jobId: id } satisfies JobPayload })),
+      { db: bossDb(trx) },
+    );
   }
 
   /** Remove a queued job from the queue (a running one is stopped by the daemon itself). */

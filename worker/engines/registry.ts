@@ -7,6 +7,7 @@
 import type { Config } from '../../lib/config.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { createSessionFactory } from '../onnx/index.ts';
+import { createPromptWriter } from '../prompts/prompt-writer.ts';
 import type { Engine } from '../engine.ts';
 import { createDiffusionEngine } from './diffusion/index.ts';
 import { createLandmarkEngine } from './landmark/index.ts';
@@ -22,10 +23,10 @@ export async function loadEngines(config: Config, log: Logger): Promise<Engine[]
   const sessions = createSessionFactory({ provider: config.ONNX_PROVIDER, threads: config.ONNX_THREADS, log });
   const engines: Engine[] = [];
   if (wanted('landmark')) engines.push(await createLandmarkEngine({ config, log, sessions }));
-  if (wanted('diffusion')) engines.push(await createDiffusionEngine({ config, log, sessions }));
+  if (wanted('diffusion')) engines.push(await createDiffusionEngine({ config, log, sessions, promptWriter: createPromptWriter({ config, log }) }));
   if (wanted('replicate')) {
-    engines.push(await createReplicateCartoonifyEngine({ config, log: log.child({ engine: 'replicate-cartoonify' }) }));
-    engines.push(await createReplicateFaceSwapEngine({ config, log: log.child({ engine: 'replicate-face-swap' }) }));
+    engines.push(await createReplicateCartoonifyEngine({ config, log }));
+    engines.push(await createReplicateFaceSwapEngine({ config, log }));
   }
   for (const engine of engines) {
     const status = engine.status();
