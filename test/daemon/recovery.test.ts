@@ -23,7 +23,13 @@ afterAll(async () => {
   await images?.close();
 });
 
-function startDaemon(steps: number, stepMs: number): Promise<ChildProcess> {
+async function stopAllDaemons(): Promise<void> {
+  await Promise.all(
+    children.splice(0).map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => { c.once('exit', r); c.kill('SIGKILL'); }))),
+  );
+}
+
+function startDaemon(steps: number, stepMs: number): Promise<ChildProcess & { daemonId: string }> {
   const child = spawn(process.execPath, [path.join(import.meta.dirname, '../support/daemon-process.ts')], {
     env: {
       ...process.env,
@@ -41,7 +47,8 @@ function startDaemon(steps: number, stepMs: number): Promise<ChildProcess> {
   children.push(child);
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('daemon-ready')) resolve(child);
+      const ready = /daemon-ready (\S+)/.exec(chunk.toString());
+      if (ready) resolve(Object.assign(child, { daemonId: ready[1]! }));
     });
     child.on('exit', (code) => reject(new Error(`daemon exited early with ${code}`)));
   });
@@ -88,9 +95,10 @@ test('a daemon killed with SIGKILL mid-job: another daemon picks the job up and 
 }, 90_000);
 
 test('SIGTERM: the daemon finishes its current job, then exits', async () => {
+  await stopAllDaemons();
   const daemon = await startDaemon(15, 100); // 1.5 s job
   const id = await createJob();
-  await until(() => row(id), (r) => r.status === 'processing' && r.daemon_id !== null, 15_000);
+  await until(() => row(id), (r) => r.status === 'processing' && r.daemon_id === daemon.daemonId, 15_000);
   const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
   daemon.kill('SIGTERM');
   expect(await exited).toBe(0);
