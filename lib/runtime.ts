@@ -13,6 +13,7 @@ import { JobQueue } from './jobs/queue.ts';
 import { JobStore } from './jobs/store.ts';
 import type { Logger } from './logger.ts';
 import { createStorage, type Storage } from './storage/index.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 
 export interface Core {
   databaseUrl: string;
@@ -21,6 +22,8 @@ export interface Core {
   events: JobEvents;
   store: JobStore;
   storage: Storage;
+  /** Present when WEBHOOK_SECRET is set; every process delivers queued webhooks. */
+  webhooks: WebhookDispatcher | undefined;
   close(): Promise<void>;
 }
 
@@ -58,6 +61,17 @@ export async function openCore(config: Config, log: Logger, options: { storage?:
     closers.push(() => events.close());
     const store = new JobStore(database.db, queue);
     const storage = options.storage ?? createStorage(config);
+    let webhooks: WebhookDispatcher | undefined;
+    if (config.WEBHOOK_SECRET) {
+      webhooks = new WebhookDispatcher({
+        db: database.db,
+        queue,
+        secret: config.WEBHOOK_SECRET,
+        policy: webhookPolicy(config),
+        log: log.child({ component: 'webhooks' }),
+      });
+      await webhooks.startWorker();
+    }
     return {
       databaseUrl,
       database,
@@ -65,6 +79,7 @@ export async function openCore(config: Config, log: Logger, options: { storage?:
       events,
       store,
       storage,
+      webhooks,
       async close() {
         for (const close of closers.reverse()) await close().catch((e: unknown) => log.warn({ err: e }, 'error while closing'));
       },
@@ -73,4 +88,8 @@ export async function openCore(config: Config, log: Logger, options: { storage?:
     for (const close of closers.reverse()) await close().catch(() => {});
     throw error;
   }
+}
+
+export function webhookPolicy(config: Config) {
+  return { allowHosts: config.FETCH_ALLOW_HOSTS, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, timeoutMs: 10_000 };
 }

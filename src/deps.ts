@@ -6,6 +6,7 @@ import type { JobEvents } from '../lib/jobs/events.ts';
 import type { JobStore } from '../lib/jobs/store.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Storage } from '../lib/storage/index.ts';
+import type { WebhookDispatcher } from '../lib/webhooks/dispatcher.ts';
 import type { EngineDirectory } from './engine-routing.ts';
 
 export interface ApiDeps {
@@ -17,6 +18,9 @@ export interface ApiDeps {
   directory: EngineDirectory;
   /** Synchronous URL pre-check (scheme, literal forbidden addresses); throws JobError. */
   checkUrl(url: string): void;
+  /** Webhook URL check; undefined when webhooks are off (no WEBHOOK_SECRET). */
+  checkWebhookUrl: ((url: string) => void) | undefined;
+  webhooks: WebhookDispatcher | undefined;
   /** Validates and normalises an uploaded image; throws JobError. */
   decodeUpload(bytes: Buffer): Promise<InputImage>;
   /** Pending jobs in the queue, for /health. */

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { JobError } from '../lib/errors.ts';
+import { WEBHOOK_EVENTS, type WebhookSettings } from '../lib/db/schema.ts';
 import { INPUT_FIELDS, PARAMS_SCHEMAS, type JobKind } from '../lib/jobs/params.ts';
 import { ApiError } from './http/errors.ts';
 import type { ParsedBody } from './http/body.ts';
@@ -18,7 +19,13 @@ export interface JobRequest {
   kind: JobKind;
   inputs: Record<string, InputSource>;
   params: Record<string, unknown>;
+  webhook?: WebhookSettings;
 }
+
+const WebhookFieldsSchema = z.strictObject({
+  webhook: z.string().max(2048).optional(),
+  webhook_events_filter: z.array(z.enum(WEBHOOK_EVENTS)).min(1).optional(),
+});
 
 function fieldIssues(error: z.ZodError): Array<{ field: string; message: string }> {
   return error.issues.map((issue) => {
@@ -53,8 +60,17 @@ function coerceMultipart(schema: z.ZodObject, fields: Record<string, unknown>): 
   return out;
 }
 
-export function parseJobRequest(kind: JobKind, body: ParsedBody, checkUrl: (url: string) => void): JobRequest {
+export interface RequestChecks {
+  checkUrl(url: string): void;
+  /** Throws JobError for a webhook URL that may not be called; undefined when webhooks are not configured. */
+  checkWebhookUrl: ((url: string) => void) | undefined;
+}
+
+export function parseJobRequest(kind: JobKind, body: ParsedBody, checks: RequestChecks): JobRequest {
   const fields = { ...body.fields };
+  const webhookFields = { webhook: fields.webhook, webhook_events_filter: fields.webhook_events_filter };
+  delete fields.webhook;
+  delete fields.webhook_events_filter;
   const inputs: Record<string, InputSource> = {};
   const issues: Array<{ field: string; message: string }> = [];
   for (const { role, urlField, fileField } of INPUT_FIELDS[kind]) {
@@ -67,7 +83,7 @@ export function parseJobRequest(kind: JobKind, body: ParsedBody, checkUrl: (url:
       inputs[role] = { file };
     } else if (typeof url === 'string' && url.trim() !== '') {
       try {
-        checkUrl(url.trim());
+        checks.checkUrl(url.trim());
         inputs[role] = { url: url.trim() };
       } catch (error) {
         if (error instanceof JobError) throw new ApiError(400, error.code, `${urlField}: ${error.message}`, { details: { fields: [{ field: urlField, message: error.message }] } });
@@ -85,6 +101,43 @@ export function parseJobRequest(kind: JobKind, body: ParsedBody, checkUrl: (url:
   const schema = PARAMS_SCHEMAS[kind].strict();
   const parsed = schema.safeParse(body.multipart ? coerceMultipart(schema, fields) : fields);
   if (!parsed.success) issues.push(...fieldIssues(parsed.error));
+  const webhook = parseWebhook(webhookFields, body.multipart, checks, issues);
   if (issues.length > 0) throw validationError(issues);
-  return { kind, inputs, params: parsed.data as Record<string, unknown> };
+  return { kind, inputs, params: parsed.data as Record<string, unknown>, ...(webhook ? { webhook } : {}) };
+}
+
+function parseWebhook(
+  raw: { webhook: unknown; webhook_events_filter: unknown },
+  multipart: boolean,
+  checks: RequestChecks,
+  issues: Array<{ field: string; message: string }>,
+): WebhookSettings | undefined {
+  const candidate = {
+    ...(raw.webhook !== undefined ? { webhook: raw.webhook } : {}),
+    ...(raw.webhook_events_filter !== undefined
+      ? { webhook_events_filter: multipart && typeof raw.webhook_events_filter === 'string' ? raw.webhook_events_filter.split(',').map((s) => s.trim()) : raw.webhook_events_filter }
+      : {}),
+  };
+  const parsed = WebhookFieldsSchema.safeParse(candidate);
+  if (!parsed.success) {
+    issues.push(...fieldIssues(parsed.error));
+    return undefined;
+  }
+  const { webhook, webhook_events_filter } = parsed.data;
+  if (webhook === undefined) {
+    if (webhook_events_filter) issues.push({ field: 'webhook_events_filter', message: 'needs a webhook URL' });
+    return undefined;
+  }
+  if (!checks.checkWebhookUrl) {
+    issues.push({ field: 'webhook', message: 'webhooks are not enabled on this server (set WEBHOOK_SECRET)' });
+    return undefined;
+  }
+  try {
+    checks.checkWebhookUrl(webhook);
+  } catch (error) {
+    if (!(error instanceof JobError)) throw error;
+    issues.push({ field: 'webhook', message: error.message });
+    return undefined;
+  }
+  return { url: webhook, events: webhook_events_filter ?? ['completed'] };
 }

@@ -9,7 +9,8 @@ import type { Config } from '../lib/config.ts';
 import { checkImageUrl, createImageLoader } from '../lib/intake/index.ts';
 import { startMaintenance } from '../lib/jobs/maintenance.ts';
 import type { Logger } from '../lib/logger.ts';
-import { openCore, type Core } from '../lib/runtime.ts';
+import { openCore, webhookPolicy, type Core } from '../lib/runtime.ts';
+import { checkWebhookUrl } from '../lib/webhooks/send.ts';
 import type { Storage } from '../lib/storage/index.ts';
 import { Daemon } from '../worker/daemon.ts';
 import type { Engine } from '../worker/engine.ts';
@@ -48,6 +49,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       queue: core.queue,
       events: core.events,
       storage: core.storage,
+      webhooks: core.webhooks,
       engines: options.engines ?? [],
       resolveInput: createInputResolver(loader, core.storage),
       decode: (bytes) => loader.decode(bytes),
@@ -66,6 +68,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     storage: core.storage,
     directory,
     checkUrl: (url) => void checkImageUrl(url, config.FETCH_ALLOW_HOSTS),
+    checkWebhookUrl: core.webhooks ? (url) => void checkWebhookUrl(url, webhookPolicy(config)) : undefined,
+    webhooks: core.webhooks,
     decodeUpload: (bytes) => loader.decode(bytes),
     queueDepth: () => core.store.queuedCount(),
     log: log.child({ component: 'api' }),
@@ -85,6 +89,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     db: core.database.db,
     store: core.store,
     storage: core.storage,
+    webhooks: core.webhooks,
     log: log.child({ component: 'maintenance' }),
     retentionDays: config.JOB_RETENTION_DAYS,
   });

@@ -25,6 +25,7 @@ import { routeFor, type JobPayload, type JobQueue } from '../lib/jobs/queue.ts';
 import type { JobStore } from '../lib/jobs/store.ts';
 import type { Logger } from '../lib/logger.ts';
 import { extensionFor, type Storage } from '../lib/storage/index.ts';
+import type { WebhookDispatcher } from '../lib/webhooks/dispatcher.ts';
 import type { Engine } from './engine.ts';
 import type { InputResolver } from './inputs.ts';
 import { encodeOutput } from './output.ts';
@@ -37,6 +38,7 @@ export interface DaemonDeps {
   queue: JobQueue;
   events: JobEvents;
   storage: Storage;
+  webhooks?: WebhookDispatcher | undefined;
   engines: Engine[];
   resolveInput: InputResolver;
   decode(bytes: Buffer): Promise<InputImage>;
@@ -186,6 +188,7 @@ export class Daemon {
     this.#running.set(jobId, { jobId, attempt, abort, done });
     const log = this.#log.child({ jobId, attempt, kind: row.kind, engine: row.engine });
     log.info('job started');
+    if (attempt === 1) await this.#deps.webhooks?.notify(row, 'start');
     try {
       await this.#execute(row, attempt, abort, log);
     } finally {
@@ -199,7 +202,11 @@ export class Daemon {
     const { store, storage } = this.#deps;
     const started = Date.now();
     const progress = new ThrottledProgress({
-      write: (p, stage) => store.progress(row.id, attempt, p, stage),
+      write: async (p, stage) => {
+        const ours = await store.progress(row.id, attempt, p, stage);
+        if (ours) await this.#deps.webhooks?.notify(row, 'progress');
+        return ours;
+      },
       onLost: () => abort.abort(new JobError('canceled', 'The job is no longer ours (canceled or retried elsewhere)')),
     });
     const storedKeys: string[] = [];
@@ -230,6 +237,7 @@ export class Daemon {
         return;
       }
       log.info({ ms: Date.now() - started }, 'job completed');
+      await this.#deps.webhooks?.notify(completed, 'completed');
     } catch (error) {
       await progress.stop();
       await storage.delete(storedKeys).catch(() => {});
@@ -246,7 +254,8 @@ export class Daemon {
         throw reason; // pg-boss schedules the retry with backoff
       }
       log.warn({ code: body.code, message: body.message }, 'job failed');
-      await store.fail(row.id, attempt, body);
+      const failed = await store.fail(row.id, attempt, body);
+      if (failed) await this.#deps.webhooks?.notify(failed, 'completed');
     }
   }
 }

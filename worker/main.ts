@@ -22,6 +22,7 @@ const daemon = new Daemon({
   queue: core.queue,
   events: core.events,
   storage: core.storage,
+  webhooks: core.webhooks,
   engines,
   resolveInput: createInputResolver(loader, core.storage),
   decode: (bytes) => loader.decode(bytes),

@@ -10,9 +10,12 @@ type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefine
 type Json<T> = ColumnType<T, T | string, T | string>;
 type NullableJson<T> = ColumnType<T | null, T | string | null | undefined, T | string | null>;
 
+export const WEBHOOK_EVENTS = ['start', 'progress', 'completed'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
 export interface WebhookSettings {
   url: string;
-  events: string[];
+  events: WebhookEvent[];
 }
 
 export interface JobsTable {
@@ -34,6 +37,7 @@ export interface JobsTable {
   attempt: Generated<number>;
   daemon_id: string | null;
   webhook: NullableJson<WebhookSettings>;
+  webhook_sent_at: NullableTimestamp;
   idempotency_key: string | null;
   request_hash: string | null;
   created_at: Timestamp;

@@ -4,12 +4,14 @@
  *   row (every attempt's daemon died, so pg-boss gave up) is failed with
  *   `worker_lost` instead of staying `processing` forever;
  * - retention: jobs finished more than JOB_RETENTION_DAYS ago are deleted,
- *   with their uploaded inputs and their results.
+ *   with their uploaded inputs and their results;
+ * - webhooks: final webhooks whose delivery was never recorded are queued again.
  */
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
+import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import type { JobStore } from './store.ts';
 
 export interface MaintenanceDeps {
@@ -18,6 +20,7 @@ export interface MaintenanceDeps {
   storage: Storage;
   log: Logger;
   retentionDays: number;
+  webhooks?: WebhookDispatcher | undefined;
 }
 
 /** Fails rows whose pg-boss job is failed, cancelled or gone while the row still says queued/processing. */
@@ -57,7 +60,8 @@ export function startMaintenance(deps: MaintenanceDeps, intervalMs = 5 * 60_000)
     try {
       const lost = await reconcileLostJobs(deps.db);
       const deleted = await deleteExpiredJobs(deps);
-      if (lost > 0 || deleted > 0) deps.log.info({ lost, deleted }, 'maintenance');
+      const webhooks = (await deps.webhooks?.sweep()) ?? 0;
+      if (lost > 0 || deleted > 0 || webhooks > 0) deps.log.info({ lost, deleted, webhooks_requeued: webhooks }, 'maintenance');
     } catch (error) {
       deps.log.warn({ err: error }, 'maintenance failed');
     }

@@ -14,7 +14,7 @@ import type { ApiDeps } from '../deps.ts';
 import { parseBody } from '../http/body.ts';
 import { ApiError, errorBody, statusForCode } from '../http/errors.ts';
 import { parsePrefer } from '../http/prefer.ts';
-import { formatSeconds, presentJob } from '../present.ts';
+import { formatSeconds, presentJob } from '../../lib/jobs/present.ts';
 import { parseJobRequest, type InputSource } from '../requests.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -105,7 +105,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
       throw new ApiError(400, 'invalid_request', 'Idempotency-Key: must be 1 to 255 characters');
     }
     const body = await parseBody(c, { json: config.BODY_LIMIT_BYTES, multipart: 3 * config.FETCH_MAX_BYTES + config.BODY_LIMIT_BYTES });
-    const request = parseJobRequest(kind, body, deps.checkUrl);
+    const request = parseJobRequest(kind, body, deps);
     if ((await currentDepth()) >= config.MAX_QUEUE_DEPTH) {
       throw new ApiError(429, 'queue_full', `The queue is full (${config.MAX_QUEUE_DEPTH} jobs waiting); retry later`, {
         headers: { 'Retry-After': '30' },
@@ -114,7 +114,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
     const route = await deps.directory.route(kind, request.params.engine as SwapEngineName | undefined);
     const jobId = randomUUID();
     const { refs, keys } = await storeUploads(jobId, request.inputs);
-    const hash = requestHash(kind, request.inputs, request.params);
+    const hash = requestHash(kind, request.inputs, { ...request.params, webhook: request.webhook ?? null });
     const result = await store
       .create({
         id: jobId,
@@ -124,6 +124,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
         owner: 'anonymous',
         input: refs,
         params: request.params,
+        ...(request.webhook ? { webhook: request.webhook } : {}),
         ...(idempotencyKey ? { idempotencyKey, requestHash: hash } : {}),
       })
       .catch(async (error: unknown) => {
@@ -162,6 +163,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
     const row = await findJob(c.req.param('id'));
     const result = await store.cancel(row.id);
     if (!result) throw new ApiError(404, 'not_found', `No job with id ${row.id}`);
+    if (result.canceled) await deps.webhooks?.notify(result.job, 'completed');
     if (!result.canceled) {
       throw new ApiError(409, 'job_finished', `The job already ended with status ${result.job.status}`, { extra: { job: presentJob(result.job) } });
     }

@@ -1,5 +1,5 @@
 /** The job JSON clients see: the original service's shapes, plus progress fields. */
-import type { JobRow } from '../lib/db/schema.ts';
+import type { JobRow } from '../db/schema.ts';
 
 export function formatSeconds(ms: number): string {
   return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
