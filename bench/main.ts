@@ -1,12 +1,13 @@
 /**
- * `npm run bench [-- api|landmark|diffusion ...]`: prints figures for this machine.
+ * `npm run bench [-- api|landmark|daemon|diffusion ...]`: prints figures for this machine.
  * Speed is measured here, never asserted in tests.
  */
 import { benchApi } from './api.ts';
+import { benchDaemon } from './daemon.ts';
 import { benchDiffusion } from './diffusion.ts';
 import { benchLandmark } from './landmark.ts';
 
-const all = ['api', 'landmark', 'diffusion'];
+const all = ['api', 'landmark', 'daemon', 'diffusion'];
 const chosen = process.argv.slice(2).filter((a) => all.includes(a));
 const run = chosen.length > 0 ? chosen : all;
 
@@ -18,6 +19,11 @@ if (run.includes('api')) {
 if (run.includes('landmark')) {
   console.log('\n== CPU landmark engine ==');
   await benchLandmark({ iterations: Number(process.env.BENCH_ITERATIONS ?? 20) });
+}
+if (run.includes('daemon')) {
+  console.log('\n== CPU landmark engine, end to end in the daemon ==');
+  await benchDaemon({ jobs: 20, format: 'png' });
+  await benchDaemon({ jobs: 20, format: 'jpeg' });
 }
 if (run.includes('diffusion')) {
   console.log('\n== diffusion engine overhead (stand-in models) ==');
