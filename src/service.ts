@@ -12,9 +12,8 @@ import type { Logger } from '../lib/logger.ts';
 import { openCore, webhookPolicy, type Core } from '../lib/runtime.ts';
 import { checkWebhookUrl } from '../lib/webhooks/send.ts';
 import type { Storage } from '../lib/storage/index.ts';
-import { Daemon } from '../worker/daemon.ts';
+import { createDaemon, type Daemon } from '../worker/daemon.ts';
 import type { Engine } from '../worker/engine.ts';
-import { createInputResolver } from '../worker/inputs.ts';
 import { createApp } from './app.ts';
 import { EngineDirectory } from './engine-routing.ts';
 
@@ -43,20 +42,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let daemon: Daemon | undefined;
   if (config.WORKER === 'embedded') {
-    daemon = new Daemon({
-      db: core.database.db,
-      store: core.store,
-      queue: core.queue,
-      events: core.events,
-      storage: core.storage,
-      webhooks: core.webhooks,
-      engines: options.engines ?? [],
-      resolveInput: createInputResolver(loader, core.storage),
-      decode: (bytes) => loader.decode(bytes),
-      log: log.child({ component: 'daemon' }),
-      version,
-      concurrency: config.WORKER_CONCURRENCY,
-    });
+    daemon = createDaemon(core, config, { engines: options.engines ?? [], log: log.child({ component: 'daemon' }), version });
     await daemon.start();
   }
 

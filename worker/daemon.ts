@@ -15,19 +15,22 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { sql } from 'kysely';
 import type { Job } from 'pg-boss';
+import type { Config } from '../lib/config.ts';
 import type { Db } from '../lib/db/database.ts';
 import type { EngineReport, JobRow } from '../lib/db/schema.ts';
 import { isJobError, JobError, toErrorBody } from '../lib/errors.ts';
 import type { InputImage } from '../lib/images/raw.ts';
+import { createImageLoader } from '../lib/intake/index.ts';
 import type { JobEvents } from '../lib/jobs/events.ts';
 import { OutputOptionsSchema } from '../lib/jobs/params.ts';
 import { routeFor, type JobPayload, type JobQueue } from '../lib/jobs/queue.ts';
 import type { JobStore } from '../lib/jobs/store.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { Core } from '../lib/runtime.ts';
 import { extensionFor, type Storage } from '../lib/storage/index.ts';
 import type { WebhookDispatcher } from '../lib/webhooks/dispatcher.ts';
 import type { Engine } from './engine.ts';
-import type { InputResolver } from './inputs.ts';
+import { createInputResolver, type InputResolver } from './inputs.ts';
 import { encodeOutput } from './output.ts';
 import { ThrottledProgress } from './progress.ts';
 import { runJob, type EngineSet } from './run-job.ts';
@@ -258,4 +261,28 @@ export class Daemon {
       if (failed) await this.#deps.webhooks?.notify(failed, 'completed');
     }
   }
+}
+
+/** A daemon over the shared core (database, queue, events, storage), fetching inputs with the configured intake policy. */
+export function createDaemon(
+  core: Core,
+  config: Config,
+  options: { engines: Engine[]; log: Logger; version: string; heartbeatMs?: number },
+): Daemon {
+  const loader = createImageLoader(config);
+  return new Daemon({
+    db: core.database.db,
+    store: core.store,
+    queue: core.queue,
+    events: core.events,
+    storage: core.storage,
+    webhooks: core.webhooks,
+    engines: options.engines,
+    resolveInput: createInputResolver(loader, core.storage),
+    decode: (bytes) => loader.decode(bytes),
+    log: options.log,
+    version: options.version,
+    concurrency: config.WORKER_CONCURRENCY,
+    ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+  });
 }

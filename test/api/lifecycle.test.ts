@@ -6,11 +6,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, expect, test } from 'vitest';
-import { createImageLoader } from '../../lib/intake/index.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { Daemon } from '../../worker/daemon.ts';
+import { createDaemon, type Daemon } from '../../worker/daemon.ts';
 import type { Engine } from '../../worker/engine.ts';
-import { createInputResolver } from '../../worker/inputs.ts';
 import { fixtureImage, startImageServer, type ImageServer } from '../support/image-server.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { createTestEngine } from '../support/test-engine.ts';
@@ -28,19 +26,7 @@ async function setup(options: Parameters<typeof startTestService>[0]): Promise<{
 }
 
 function startDaemon(svc: TestService, engines: Engine[]): Daemon {
-  const loader = createImageLoader(svc.config);
-  const daemon = new Daemon({
-    db: svc.core.database.db,
-    store: svc.core.store,
-    queue: svc.core.queue,
-    events: svc.core.events,
-    storage: svc.core.storage,
-    engines,
-    resolveInput: createInputResolver(loader, svc.core.storage),
-    decode: (b) => loader.decode(b),
-    log: createLogger('silent'),
-    version: 'test',
-  });
+  const daemon = createDaemon(svc.core, svc.config, { engines, log: createLogger('silent'), version: 'test' });
   cleanups.unshift(() => daemon.stop());
   return daemon;
 }

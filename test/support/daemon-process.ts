@@ -4,32 +4,17 @@
  * Prints "daemon-ready <id>" once it pulls jobs.
  */
 import { loadConfig } from '../../lib/config.ts';
-import { createImageLoader } from '../../lib/intake/index.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { onShutdown } from '../../lib/process.ts';
 import { openCore } from '../../lib/runtime.ts';
-import { Daemon } from '../../worker/daemon.ts';
-import { createInputResolver } from '../../worker/inputs.ts';
+import { createDaemon } from '../../worker/daemon.ts';
 import { createTestEngine } from './test-engine.ts';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL);
 const core = await openCore(config, log);
-const loader = createImageLoader(config);
 const engine = createTestEngine({ steps: Number(process.env.TEST_ENGINE_STEPS ?? 3), stepMs: Number(process.env.TEST_ENGINE_STEP_MS ?? 10) });
-const daemon = new Daemon({
-  db: core.database.db,
-  store: core.store,
-  queue: core.queue,
-  events: core.events,
-  storage: core.storage,
-  engines: [engine],
-  resolveInput: createInputResolver(loader, core.storage),
-  decode: (bytes) => loader.decode(bytes),
-  log,
-  version: 'test',
-  heartbeatMs: 1_000,
-});
+const daemon = createDaemon(core, config, { engines: [engine], log, version: 'test', heartbeatMs: 1_000 });
 await daemon.start();
 process.stdout.write(`daemon-ready ${daemon.id}\n`);
 onShutdown(log, async () => {
