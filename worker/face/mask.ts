@@ -64,6 +64,9 @@ export function fillHoles(bin: Uint8Array, w: number, h: number): void {
   for (let i = 0; i < bin.length; i++) if (bin[i] === 0 && seen[i] === 0) bin[i] = 1;
 }
 
+/** Scratch rows for slide1d, grown on demand and reused (a mask is hundreds of rows; allocating per row dominated). */
+let scratch = { padded: new Uint8Array(0), g: new Uint8Array(0), h: new Uint8Array(0) };
+
 /** Sliding max (or min) over a window of half-width r along rows, O(n) per row (van Herk / Gil-Werman). */
 function slide1d(src: Uint8Array, dst: Uint8Array, n: number, off: number, step: number, r: number, max: boolean): void {
   if (r <= 0) {
@@ -71,22 +74,40 @@ function slide1d(src: Uint8Array, dst: Uint8Array, n: number, off: number, step:
     return;
   }
   const k = 2 * r + 1;
-  const pad = max ? 0 : 255;
   const len = n + 2 * r;
-  const g = new Uint8Array(len), hArr = new Uint8Array(len);
-  const at = (j: number) => (j < r || j >= n + r ? pad : src[off + (j - r) * step]!);
-  for (let j = 0; j < len; j++) {
-    const v = at(j);
-    g[j] = j % k === 0 ? v : max ? Math.max(g[j - 1]!, v) : Math.min(g[j - 1]!, v);
-  }
-  for (let j = len - 1; j >= 0; j--) {
-    const v = at(j);
-    hArr[j] = j === len - 1 || (j + 1) % k === 0 ? v : max ? Math.max(hArr[j + 1]!, v) : Math.min(hArr[j + 1]!, v);
-  }
-  for (let i = 0; i < n; i++) {
-    // Window [i, i + 2r] in padded coordinates.
-    const a = hArr[i]!, b = g[i + 2 * r]!;
-    dst[off + i * step] = max ? Math.max(a, b) : Math.min(a, b);
+  if (scratch.padded.length < len) scratch = { padded: new Uint8Array(len), g: new Uint8Array(len), h: new Uint8Array(len) };
+  const { padded, g, h } = scratch;
+  // The row with r pad values on each side (0 for max, 255 for min: they never win).
+  const pad = max ? 0 : 255;
+  padded.fill(pad, 0, r);
+  padded.fill(pad, n + r, len);
+  for (let i = 0, j = off; i < n; i++, j += step) padded[r + i] = src[j]!;
+  if (max) {
+    for (let j = 0; j < len; j++) {
+      const v = padded[j]!;
+      g[j] = j % k === 0 ? v : g[j - 1]! > v ? g[j - 1]! : v;
+    }
+    for (let j = len - 1; j >= 0; j--) {
+      const v = padded[j]!;
+      h[j] = j === len - 1 || (j + 1) % k === 0 ? v : h[j + 1]! > v ? h[j + 1]! : v;
+    }
+    for (let i = 0, j = off; i < n; i++, j += step) {
+      const a = h[i]!, b = g[i + 2 * r]!;
+      dst[j] = a > b ? a : b;
+    }
+  } else {
+    for (let j = 0; j < len; j++) {
+      const v = padded[j]!;
+      g[j] = j % k === 0 ? v : g[j - 1]! < v ? g[j - 1]! : v;
+    }
+    for (let j = len - 1; j >= 0; j--) {
+      const v = padded[j]!;
+      h[j] = j === len - 1 || (j + 1) % k === 0 ? v : h[j + 1]! < v ? h[j + 1]! : v;
+    }
+    for (let i = 0, j = off; i < n; i++, j += step) {
+      const a = h[i]!, b = g[i + 2 * r]!;
+      dst[j] = a < b ? a : b;
+    }
   }
 }
 
