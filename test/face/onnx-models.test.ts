@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { FACE_MESH_CONTRACT, PAN_SEG_CONTRACT, RECOGNIZER_CONTRACT, SCRFD_CONTRACT, YUNET_CONTRACT, ARCFACE_512_CONTRACT, BISENET_CONTRACT } from '../../worker/face/contracts.ts';
 import { loadModelManifest, missingModels, resolveModel } from '../../worker/models/manifest.ts';
 import { ModelContractError, type ModelContract } from '../../worker/onnx/contract.ts';
-import { createSessionFactory } from '../../worker/onnx/session.ts';
+import { createSessionFactory, cudaAvailable } from '../../worker/onnx/session.ts';
 import { FIXTURE_MODEL, FIXTURE_MODEL_FILES, MODELS, quietLog, testSessions } from './fixtures.ts';
 
 describe('session factory', () => {
@@ -43,17 +43,24 @@ describe('session factory', () => {
     await expect(testSessions().load(path.join(MODELS, 'nope.onnx'), SCRFD_CONTRACT)).rejects.toThrow(/not found: .*nope\.onnx \(role detector/);
   });
 
-  it('falls back to CPU with a log line when CUDA is requested but absent', async () => {
+  it('uses CUDA when it is available, and otherwise falls back to CPU with a log line', async () => {
     const lines: string[] = [];
     const log = { info: (_o: unknown, m?: string) => void lines.push(String(m)), warn: (_o: unknown, m?: string) => void lines.push(String(m)) };
     const s = createSessionFactory({ provider: 'cuda', threads: 0, log });
-    // This machine has no CUDA provider library for onnxruntime-node.
-    expect(s.device).toBe('cpu');
-    expect(lines.join('\n')).toMatch(/CUDA is unavailable.*using CPU/);
+    const cuda = cudaAvailable();
+    if (cuda.ok) {
+      expect(s.device).toBe('cuda');
+      expect(lines.join('\n')).not.toMatch(/CUDA is unavailable/);
+    } else {
+      expect(s.device).toBe('cpu');
+      expect(lines.join('\n')).toMatch(/CUDA is unavailable.*using CPU/);
+      expect(lines.join('\n')).toContain(cuda.reason!);
+    }
     expect(s.threads).toBeGreaterThan(0);
     const session = await s.load(FIXTURE_MODEL.yunet, YUNET_CONTRACT);
     await session.release();
     const quiet = createSessionFactory({ provider: 'cpu', threads: 3, log: quietLog });
+    expect(quiet.device).toBe('cpu');
     expect(quiet.threads).toBe(3);
   });
 });
