@@ -18,6 +18,7 @@ import { createBisenetParser } from '../../worker/face/parse.ts';
 import { buildFaceMask } from '../../worker/face/mask.ts';
 import { chooseFaces } from '../../worker/face/detect.ts';
 import { vaeDecoderStandin } from '../../scripts/standin-models.ts';
+import { SCHEDULERS } from '../../lib/jobs/params.ts';
 import { loadPhoto, params, standinDir, testConfig } from './helpers.ts';
 
 const log = createLogger('silent');
@@ -108,13 +109,22 @@ describe('diffusion engine with stand-in models', () => {
     expect(Buffer.from(raw(a, 0).data).equals(Buffer.from(raw(a, 1).data))).toBe(false);
   });
 
-  it('every scheduler and strength < 1 run through', async () => {
-    for (const scheduler of ['euler_a', 'dpmpp_2m', 'dpmpp_2m_karras', 'ddim'] as const) {
+  it('every scheduler runs with strength < 1, is recorded in info, and gives its own image', async () => {
+    const outputs: { scheduler: string; bytes: Buffer }[] = [];
+    for (const scheduler of SCHEDULERS) {
       const stages: string[] = [];
       const out = await engine.run({ base, face }, params({ steps: 5, seed: 1, scheduler, denoise_strength: 0.6 }), ctx({ stages }));
       // trunc(5·0.6) = 3 executed steps
       expect(stages.filter((s) => s.startsWith('denoise')).at(-1)).toBe('denoise 3/3');
       expect(raw(out).width).toBe(base.width);
+      expect(out.info).toMatchObject({ scheduler, steps_executed: 3 });
+      outputs.push({ scheduler, bytes: Buffer.from(raw(out).data) });
+    }
+    // Same seed, steps and strength: only the scheduler differs, so an ignored scheduler would make two equal.
+    for (let i = 0; i < outputs.length; i++) {
+      for (let j = i + 1; j < outputs.length; j++) {
+        expect(outputs[i]!.bytes.equals(outputs[j]!.bytes), `${outputs[i]!.scheduler} vs ${outputs[j]!.scheduler}`).toBe(false);
+      }
     }
   });
 
