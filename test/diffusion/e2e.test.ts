@@ -5,7 +5,9 @@
  *
  * The engine is wrapped only to record every progress call it makes (the
  * daemon throttles what it writes to the job row, so the API cannot show
- * every single step) and to trigger a cancel at a chosen step.
+ * every single step) and to trigger a cancel at a chosen step; its UNet
+ * session can be slowed (stepDelayMs) so that a cancel's round trip
+ * (HTTP → UPDATE → NOTIFY → abort) is measured in steps, not in microseconds.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -19,6 +21,7 @@ import { DIFFUSION_FILES } from '../../worker/diffusion/models.ts';
 import { createScrfdDetector } from '../../worker/face/scrfd.ts';
 import { createBisenetParser } from '../../worker/face/parse.ts';
 import { buildFaceMask } from '../../worker/face/mask.ts';
+import { createSessionFactory, type SessionFactory } from '../../worker/onnx/session.ts';
 import { chooseFaces } from '../../worker/face/detect.ts';
 import { startImageServer, type ImageServer } from '../support/image-server.ts';
 import { startTestService, type TestService } from '../support/service.ts';
@@ -29,26 +32,61 @@ let images: ImageServer;
 let dir: string;
 const calls: { job: string; stage: string }[] = [];
 let onStage: ((stage: string) => void) | undefined;
+/** Engine runs by seed, to await the engine itself (the API says `canceled` before the engine has stopped). */
+const runs = new Map<string, Promise<unknown>>();
+/** Extra wait before every UNet call (one per denoise step); 0 except in the cancel test. */
+let stepDelayMs = 0;
+
+/** The CPU session factory, with the UNet's run delayed by stepDelayMs. */
+function slowableSessions(): SessionFactory {
+  const inner = createSessionFactory({ provider: 'cpu', threads: 1, log: createLogger('silent') });
+  return {
+    get device() {
+      return inner.device;
+    },
+    threads: inner.threads,
+    async load(file, contract) {
+      const session = await inner.load(file, contract);
+      if (path.basename(file) !== DIFFUSION_FILES.unet) return session;
+      const run = session.run.bind(session);
+      return {
+        inputNames: session.inputNames,
+        outputNames: session.outputNames,
+        inputMetadata: session.inputMetadata,
+        outputMetadata: session.outputMetadata,
+        release: () => session.release(),
+        run: async (...args: Parameters<ort.InferenceSession['run']>) => {
+          if (stepDelayMs > 0) await new Promise((r) => setTimeout(r, stepDelayMs));
+          return run(...args);
+        },
+      } as ort.InferenceSession;
+    },
+  };
+}
 
 beforeAll(async () => {
   dir = await standinDir();
   images = await startImageServer();
-  const inner = await createDiffusionEngine({ config: testConfig(dir), log: createLogger('silent'), resolution: 256 });
+  const inner = await createDiffusionEngine({ config: testConfig(dir), log: createLogger('silent'), resolution: 256, sessions: slowableSessions() });
   const recorded: Engine = {
     name: inner.name,
     task: inner.task,
     device: inner.device,
     status: () => inner.status(),
     close: () => inner.close!(),
-    run: (inputs, p, ctx) =>
-      inner.run(inputs, p as never, {
+    run: (inputs, p, ctx) => {
+      const job = String((p as { seed?: number }).seed);
+      const run = inner.run(inputs, p as never, {
         ...ctx,
         progress: (f, stage) => {
-          calls.push({ job: String((p as { seed?: number }).seed), stage });
+          calls.push({ job, stage });
           onStage?.(stage);
           ctx.progress(f, stage);
         },
-      }),
+      });
+      runs.set(job, run.then(() => 'completed', (error: Error) => error));
+      return run;
+    },
   };
   svc = await startTestService({ engines: [recorded] });
 }, 120_000);
@@ -130,22 +168,46 @@ describe('POST /face-swap with engine "diffusion" (stand-in models, CPU)', () =>
     expect(stages.some((s) => /^denoise \d+\/17$/.test(s))).toBe(true);
   });
 
-  test('cancel mid-run stops it between steps', async () => {
+  test('cancel mid-run stops it within a few steps and stores nothing', async () => {
+    // Measured on the shared 2-core dev machine: a stand-in UNet step takes 0–7 ms, and the engine
+    // stops 21–58 ms after the cancel request is sent. Unslowed, the run overshot by 6 and 53 steps;
+    // with 20 ms added per step it stopped one step late. 50 ms per step gives the bound below
+    // (5 steps, >= 250 ms) four times the slowest cancel seen, and costs only those few steps.
+    stepDelayMs = 50;
+    const cancelAt = 3;
     let jobId = '';
-    let cancelAt = -1;
+    let canceled = false;
     onStage = (stage) => {
-      if (stage === 'denoise 3/85' && jobId && cancelAt < 0) {
-        cancelAt = calls.length;
+      if (stage === `denoise ${cancelAt}/85` && jobId && !canceled) {
+        canceled = true;
         void fetch(`${svc.url}/job/${jobId}/cancel`, { method: 'POST' });
       }
     };
-    const res = await post({ base_image_url: images.url('obama.jpg'), face_image_url: images.url('biden.jpg'), engine: 'diffusion', steps: 100, seed: 31 });
-    jobId = (await res.json()).job_id;
-    const done = await waitDone(jobId);
-    onStage = undefined;
-    expect(done.status).toBe('canceled');
-    const steps = calls.filter((c) => c.job === '31' && c.stage.startsWith('denoise')).map((c) => c.stage);
-    expect(steps).toContain('denoise 3/85');
-    expect(steps).not.toContain('denoise 85/85');
+    try {
+      const res = await post({ base_image_url: images.url('obama.jpg'), face_image_url: images.url('biden.jpg'), engine: 'diffusion', steps: 100, seed: 31 });
+      jobId = (await res.json()).job_id;
+      const done = await waitDone(jobId);
+      expect(done.status).toBe('canceled');
+      // The API answers `canceled` at once; wait for the engine itself to stop.
+      for (let i = 0; i < 100 && !runs.has('31'); i++) await new Promise((r) => setTimeout(r, 20));
+      const outcome = await runs.get('31');
+      expect(outcome).toMatchObject({ name: 'JobAbortedError', code: 'canceled' });
+      const steps = calls.filter((c) => c.job === '31' && c.stage.startsWith('denoise')).map((c) => Number(/^denoise (\d+)\/85$/.exec(c.stage)![1]));
+      const last = Math.max(...steps);
+      expect(steps.slice(0, cancelAt)).toEqual([1, 2, 3]);
+      // Each step takes >= 50 ms here, so 5 more steps leave >= 250 ms for the cancel to land.
+      expect(last).toBeLessThanOrEqual(cancelAt + 5);
+      expect(calls.some((c) => c.job === '31' && c.stage === 'vae_decode')).toBe(false);
+
+      // Nothing was stored: no result URLs on the row, no results folder for the job.
+      await new Promise((r) => setTimeout(r, 200));
+      const row = await svc.core.store.get(jobId);
+      expect(row?.status).toBe('canceled');
+      expect(row?.result_urls).toBeNull();
+      await expect(fs.stat(path.join(svc.dataDir, 'files', 'results', jobId))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      onStage = undefined;
+      stepDelayMs = 0;
+    }
   });
 });
