@@ -67,7 +67,7 @@ export class EngineDirectory {
       );
       if (!ok) throw unavailable(kind === 'face_swap' ? 'face-swap' : 'face-swap + cartoonify', engine, daemons);
     }
-    return { engine, queue: routeFor('face_swap', engine) };
+    return { engine, queue: routeFor(kind, engine) };
   }
 }
 

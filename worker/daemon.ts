@@ -14,7 +14,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { sql } from 'kysely';
-import type { Job } from 'pg-boss';
+import type { JobWithMetadata } from 'pg-boss';
 import type { Config } from '../lib/config.ts';
 import type { Db } from '../lib/db/database.ts';
 import type { EngineReport, JobRow } from '../lib/db/schema.ts';
@@ -51,6 +51,12 @@ export interface DaemonDeps {
   heartbeatMs?: number;
   /** How long SIGTERM waits for running jobs before handing them back. */
   drainTimeoutMs?: number;
+  /**
+   * Polls of the queue besides NOTIFY (which wakes the daemon for new jobs at once): they pick up retries
+   * whose backoff has passed, and cover a lost notification.
+   */
+  pollingIntervalSeconds?: number;
+  notifyPollingIntervalSeconds?: number;
 }
 
 
@@ -82,11 +88,14 @@ export class Daemon {
     };
   }
 
-  /** Queues this daemon pulls from: one per ready engine. */
+  /** Queues this daemon pulls from: one per ready engine, and cartoon swaps only with a cartoonify engine ready. */
   get routes(): string[] {
+    const swap = [...this.#engineSet.swap.keys()];
+    const cartoon = [...this.#engineSet.cartoonify.keys()];
     return [
-      ...[...this.#engineSet.swap.keys()].map((n) => routeFor('face_swap', n)),
-      ...[...this.#engineSet.cartoonify.keys()].map((n) => routeFor('cartoonify', n)),
+      ...swap.map((n) => routeFor('face_swap', n)),
+      ...cartoon.map((n) => routeFor('cartoonify', n)),
+      ...(cartoon.length > 0 ? swap.map((n) => routeFor('face_swap_cartoon', n)) : []),
     ];
   }
 
@@ -126,19 +135,30 @@ export class Daemon {
     });
     for (const name of this.routes) {
       await queue.ensure(name);
-      const id = await queue.boss.work<JobPayload>(
-        name,
-        {
-          localConcurrency: this.#deps.concurrency ?? 1,
-          batchSize: 1,
-          pollingIntervalSeconds: 2,
-          notifyPollingIntervalSeconds: 10,
-        },
-        async ([job]) => {
-          if (job) await this.#handle(job);
-        },
-      );
-      this.#workIds.push({ queue: name, id });
+      // One pg-boss worker per slot, so that each can be woken after its job: pg-boss otherwise
+      // waits its poll interval before fetching again, and a backlog would drain one job per interval.
+      for (let slot = 0; slot < (this.#deps.concurrency ?? 1); slot++) {
+        const worker: { id?: string } = {};
+        worker.id = await queue.boss.work(
+          name,
+          {
+            localConcurrency: 1,
+            batchSize: 1,
+            includeMetadata: true,
+            pollingIntervalSeconds: this.#deps.pollingIntervalSeconds ?? 2,
+            notifyPollingIntervalSeconds: this.#deps.notifyPollingIntervalSeconds ?? 2,
+          },
+          async ([job]: JobWithMetadata<JobPayload>[]) => {
+            if (!job) return;
+            try {
+              await this.#handle(job);
+            } finally {
+              if (worker.id && !this.#stopping) queue.boss.notifyWorker(worker.id);
+            }
+          },
+        );
+        this.#workIds.push({ queue: name, id: worker.id });
+      }
     }
     this.#log.info({ routes: this.routes, engines: this.engineReports() }, 'daemon started');
   }
@@ -174,10 +194,12 @@ export class Daemon {
       .catch((e: unknown) => this.#log.warn({ err: e }, 'daemon heartbeat failed'));
   }
 
-  async #handle(job: Job<JobPayload>): Promise<void> {
+  async #handle(job: JobWithMetadata<JobPayload>): Promise<void> {
     const { store } = this.#deps;
     const jobId = job.data.jobId;
     const attempt = job.retryCount + 1;
+    // The queue's own retry limit decides, not this process's settings (a queue keeps the limit it was created with).
+    const attemptsLeft = job.retryCount < job.retryLimit;
     const row = await store.startAttempt(jobId, attempt, this.id);
     if (!row) {
       this.#log.info({ jobId }, 'job no longer runnable (canceled or finished); skipping');
@@ -188,20 +210,22 @@ export class Daemon {
     job.signal.addEventListener('abort', onBossAbort, { once: true });
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
-    this.#running.set(jobId, { jobId, attempt, abort, done });
+    const running: Running = { jobId, attempt, abort, done };
+    this.#running.set(jobId, running);
     const log = this.#log.child({ jobId, attempt, kind: row.kind, engine: row.engine });
     log.info('job started');
     if (attempt === 1) await this.#deps.webhooks?.notify(row, 'start');
     try {
-      await this.#execute(row, attempt, abort, log);
+      await this.#execute(row, attempt, attemptsLeft, abort, log);
     } finally {
       job.signal.removeEventListener('abort', onBossAbort);
-      this.#running.delete(jobId);
+      // A later attempt of the same job may be running here by now (WORKER_CONCURRENCY > 1): leave its entry alone.
+      if (this.#running.get(jobId) === running) this.#running.delete(jobId);
       resolveDone();
     }
   }
 
-  async #execute(row: JobRow, attempt: number, abort: AbortController, log: Logger): Promise<void> {
+  async #execute(row: JobRow, attempt: number, attemptsLeft: boolean, abort: AbortController, log: Logger): Promise<void> {
     const { store, storage } = this.#deps;
     const started = Date.now();
     const progress = new ThrottledProgress({
@@ -225,15 +249,23 @@ export class Daemon {
       for (const image of output.images) {
         const encoded = await encodeOutput(image, outputOptions);
         const key = `results/${row.id}/${randomUUID().replaceAll('-', '')}.${extensionFor(encoded.contentType)}`;
-        urls.push(await storage.put(key, encoded.bytes, encoded.contentType));
         storedKeys.push(key);
+        urls.push(
+          await storage.put(key, encoded.bytes, encoded.contentType).catch((e: unknown) => {
+            throw new JobError('storage_unavailable', `storing the result failed: ${(e as Error).message}`, { retryable: true, cause: e });
+          }),
+        );
       }
       await progress.stop();
-      const completed = await store.complete(row.id, attempt, {
-        urls,
-        keys: storedKeys,
-        info: { ...output.info, run_ms: Date.now() - started },
-      });
+      const result = { urls, keys: storedKeys, info: { ...output.info, run_ms: Date.now() - started } };
+      let completed: JobRow | undefined;
+      try {
+        completed = await store.complete(row.id, attempt, result);
+      } catch (error) {
+        // The commit may have happened with only the reply lost: look before discarding the stored results.
+        completed = await this.#completedWith(row.id, attempt, storedKeys);
+        if (!completed) throw error;
+      }
       if (!completed) {
         log.info('job was canceled or taken over before it completed; discarding its result');
         await storage.delete(storedKeys).catch(() => {});
@@ -251,8 +283,9 @@ export class Daemon {
         return;
       }
       const retryable = isJobError(reason) && reason.retryable;
-      if (retryable && attempt < this.#deps.queue.settings.maxAttempts) {
-        log.warn({ err: reason }, 'transient failure; the queue will retry');
+      if (body.code === 'lease_lost') log.warn({ err: reason }, 'the queue took the job back (lease expired); abandoning this attempt');
+      if (retryable && attemptsLeft) {
+        if (body.code !== 'lease_lost') log.warn({ err: reason }, 'transient failure; the queue will retry');
         await store.requeue(row.id, attempt, body);
         throw reason; // pg-boss schedules the retry with backoff
       }
@@ -261,13 +294,27 @@ export class Daemon {
       if (failed) await this.#deps.webhooks?.notify(failed, 'completed');
     }
   }
+
+  /** The row, if it is completed by this attempt with these results (retrying the read while the database comes back). */
+  async #completedWith(id: string, attempt: number, keys: string[]): Promise<JobRow | undefined> {
+    for (let i = 0; i < 5; i++) {
+      try {
+        const row = await this.#deps.store.get(id);
+        const same = row?.status === 'completed' && row.attempt === attempt && JSON.stringify(row.result_keys) === JSON.stringify(keys);
+        return same ? row : undefined;
+      } catch {
+        await new Promise((r) => setTimeout(r, 1_000 * (i + 1)));
+      }
+    }
+    return undefined;
+  }
 }
 
 /** A daemon over the shared core (database, queue, events, storage), fetching inputs with the configured intake policy. */
 export function createDaemon(
   core: Core,
   config: Config,
-  options: { engines: Engine[]; log: Logger; version: string; heartbeatMs?: number },
+  options: { engines: Engine[]; log: Logger; version: string } & Pick<DaemonDeps, 'heartbeatMs' | 'pollingIntervalSeconds' | 'notifyPollingIntervalSeconds'>,
 ): Daemon {
   const loader = createImageLoader(config);
   return new Daemon({
@@ -284,5 +331,7 @@ export function createDaemon(
     version: options.version,
     concurrency: config.WORKER_CONCURRENCY,
     ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+    ...(options.pollingIntervalSeconds ? { pollingIntervalSeconds: options.pollingIntervalSeconds } : {}),
+    ...(options.notifyPollingIntervalSeconds ? { notifyPollingIntervalSeconds: options.notifyPollingIntervalSeconds } : {}),
   });
 }

@@ -1,7 +1,7 @@
 /**
- * The queue: pg-boss, one queue per (task, engine) route, e.g.
- * `face_swap.landmark` or `cartoonify.replicate`, so that each daemon pulls
- * only what its loaded engines can do.
+ * The queue: pg-boss, one queue per (job kind, engine) route, e.g.
+ * `face_swap.landmark`, `face_swap_cartoon.landmark` or `cartoonify.replicate`,
+ * so that each daemon pulls only what its ready engines can do.
  *
  * The pg-boss job id is the job's own id. Creation goes through `send` with
  * the caller's transaction, so the row and the queue entry commit together.
@@ -11,6 +11,7 @@
 import { CompiledQuery, type Transaction } from 'kysely';
 import { PgBoss, type Db as IDatabase } from 'pg-boss';
 import type { Database } from '../db/schema.ts';
+import type { JobKind } from './params.ts';
 import type { Logger } from '../logger.ts';
 
 export interface QueueSettings {
@@ -106,7 +107,11 @@ export class JobQueue {
   }
 }
 
-/** The queue a job goes to. */
-export function routeFor(task: 'face_swap' | 'cartoonify', engine: string): string {
-  return `${task}.${engine}`;
+/**
+ * The queue a job goes to: `<kind>.<engine>`. Cartoon face swaps have queues
+ * of their own, so that only daemons with a cartoonify engine and that swap
+ * engine pull them.
+ */
+export function routeFor(kind: JobKind, engine: string): string {
+  return `${kind}.${engine}`;
 }
