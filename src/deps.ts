@@ -16,8 +16,8 @@ export interface ApiDeps {
   events: JobEvents;
   storage: Storage;
   directory: EngineDirectory;
-  /** Synchronous URL pre-check (scheme, literal forbidden addresses); throws JobError. */
-  checkUrl(url: string): void;
+  /** Synchronous URL pre-check (scheme, literal forbidden addresses): the normalised URL, or a JobError. */
+  checkUrl(url: string): URL;
   /** Webhook URL check; undefined when webhooks are off (no WEBHOOK_SECRET). */
   checkWebhookUrl: ((url: string) => void) | undefined;
   webhooks: WebhookDispatcher | undefined;

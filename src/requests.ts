@@ -61,18 +61,23 @@ function coerceMultipart(schema: z.ZodObject, fields: Record<string, unknown>): 
 }
 
 export interface RequestChecks {
-  checkUrl(url: string): void;
+  /** The URL, parsed and normalised; throws JobError when it may not be fetched. */
+  checkUrl(url: string): URL;
   /** Throws JobError for a webhook URL that may not be called; undefined when webhooks are not configured. */
   checkWebhookUrl: ((url: string) => void) | undefined;
 }
 
 export function parseJobRequest(kind: JobKind, body: ParsedBody, checks: RequestChecks): JobRequest {
   const fields = { ...body.fields };
+  const issues: Array<{ field: string; message: string }> = [];
   const webhookFields = { webhook: fields.webhook, webhook_events_filter: fields.webhook_events_filter };
   delete fields.webhook;
   delete fields.webhook_events_filter;
   const inputs: Record<string, InputSource> = {};
-  const issues: Array<{ field: string; message: string }> = [];
+  for (const [name, value] of Object.entries(fields)) {
+    // Postgres cannot store NUL in text or jsonb; refuse it here as the input error it is.
+    if (typeof value === 'string' && value.includes('\u0000')) issues.push({ field: name, message: 'must not contain NUL characters' });
+  }
   for (const { role, urlField, fileField } of INPUT_FIELDS[kind]) {
     const url = fields[urlField];
     const file = body.files[fileField];
@@ -83,8 +88,7 @@ export function parseJobRequest(kind: JobKind, body: ParsedBody, checks: Request
       inputs[role] = { file };
     } else if (typeof url === 'string' && url.trim() !== '') {
       try {
-        checks.checkUrl(url.trim());
-        inputs[role] = { url: url.trim() };
+        inputs[role] = { url: checks.checkUrl(url.trim()).href };
       } catch (error) {
         if (error instanceof JobError) throw new ApiError(400, error.code, `${urlField}: ${error.message}`, { details: { fields: [{ field: urlField, message: error.message }] } });
         throw error;

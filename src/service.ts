@@ -53,7 +53,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     events: core.events,
     storage: core.storage,
     directory,
-    checkUrl: (url) => void checkImageUrl(url, config.FETCH_ALLOW_HOSTS),
+    checkUrl: (url) => checkImageUrl(url, config.FETCH_ALLOW_HOSTS),
     checkWebhookUrl: core.webhooks ? (url) => void checkWebhookUrl(url, webhookPolicy(config)) : undefined,
     webhooks: core.webhooks,
     decodeUpload: (bytes) => loader.decode(bytes),
