@@ -37,6 +37,7 @@ export interface JobsTable {
   attempt: Generated<number>;
   daemon_id: string | null;
   webhook: NullableJson<WebhookSettings>;
+  webhook_queued_at: NullableTimestamp;
   webhook_sent_at: NullableTimestamp;
   idempotency_key: string | null;
   request_hash: string | null;

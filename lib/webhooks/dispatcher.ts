@@ -2,9 +2,10 @@
  * Webhooks through the queue: each event is a pg-boss job on the `webhooks`
  * queue, delivered by whichever process runs a delivery worker, retried with
  * backoff on failure. The final `completed` event (sent for completed,
- * failed and canceled jobs) is also swept up by maintenance if its enqueue
- * was lost, so it is delivered at least once; receivers dedupe by
- * `webhook-id`.
+ * failed and canceled jobs) is also queued again by maintenance when it was
+ * never queued (a crash between the job's end and the enqueue) or its retries
+ * ran out an hour ago without a delivery, for a day; so it arrives at least
+ * once, and receivers dedupe on `webhook-id`.
  *
  * Body: `{"type": "job.<event>", "timestamp", "data": <the GET /job JSON>}`.
  */
@@ -57,11 +58,15 @@ export class WebhookDispatcher {
     try {
       await this.#ensureQueue();
       const seq = event === 'progress' ? Date.now() : 0;
-      await this.#queue.boss.send(WEBHOOK_QUEUE, { jobId: row.id, event, seq } satisfies Delivery, {
-        // One pending delivery per job and final event; progress at most once a second.
-        singletonKey: `${row.id}:${event}`,
-        ...(event === 'progress' ? { singletonSeconds: 1 } : {}),
-      });
+      await this.#queue.boss.send(
+        WEBHOOK_QUEUE,
+        { jobId: row.id, event, seq } satisfies Delivery,
+        // Progress at most once a second per job (pg-boss throttles by singletonKey within singletonSeconds).
+        event === 'progress' ? { singletonKey: `${row.id}:progress`, singletonSeconds: 1 } : {},
+      );
+      if (event === 'completed') {
+        await this.#db.updateTable('jobs').set({ webhook_queued_at: sql<Date>`now()` }).where('id', '=', row.id).execute();
+      }
     } catch (error) {
       this.#log.warn({ err: error, jobId: row.id, event }, 'could not queue webhook');
     }
@@ -92,15 +97,22 @@ export class WebhookDispatcher {
     this.#log.debug({ jobId: row.id, event: delivery.event }, 'webhook delivered');
   }
 
-  /** Maintenance: queue the final webhook of finished jobs whose delivery was never recorded. */
+  /**
+   * Maintenance: queue again the final webhook of jobs that finished in the
+   * last day and asked for it, when it was never queued, or was queued more
+   * than an hour ago (longer than its retries take) and never delivered.
+   */
   async sweep(): Promise<number> {
     const rows = await this.#db
       .selectFrom('jobs')
       .select(['id', 'webhook'])
       .where('webhook', 'is not', null)
+      .where(sql<boolean>`webhook->'events' ? 'completed'`)
       .where('webhook_sent_at', 'is', null)
       .where('finished_at', '<', sql<Date>`now() - interval '2 minutes'`)
       .where('finished_at', '>', sql<Date>`now() - interval '1 day'`)
+      .where((eb) => eb.or([eb('webhook_queued_at', 'is', null), eb('webhook_queued_at', '<', sql<Date>`now() - interval '1 hour'`)]))
+      .orderBy('finished_at')
       .limit(500)
       .execute();
     for (const row of rows) await this.notify(row, 'completed');

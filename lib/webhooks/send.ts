@@ -67,14 +67,22 @@ export function postWebhook(urlText: string, headers: Record<string, string>, bo
         timeout: policy.timeoutMs,
       },
       (res) => {
-        res.resume();
+        // The status is all we need; never read (or wait for) the body.
+        res.destroy();
+        clearTimeout(deadline);
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) resolve(status);
         else reject(new JobError('webhook_failed', `webhook receiver answered ${status}`, { retryable: true, status }));
       },
     );
-    req.on('timeout', () => req.destroy(new JobError('webhook_failed', `webhook receiver did not answer within ${policy.timeoutMs} ms`, { retryable: true })));
-    req.on('error', (e) => reject(e instanceof JobError ? e : new JobError('webhook_failed', `webhook delivery failed: ${e.message}`, { retryable: true })));
+    const tooSlow = () => req.destroy(new JobError('webhook_failed', `webhook receiver did not answer within ${policy.timeoutMs} ms`, { retryable: true }));
+    // `timeout` only covers idle sockets; the deadline covers a receiver that trickles.
+    const deadline = setTimeout(tooSlow, policy.timeoutMs);
+    req.on('timeout', tooSlow);
+    req.on('error', (e) => {
+      clearTimeout(deadline);
+      reject(e instanceof JobError ? e : new JobError('webhook_failed', `webhook delivery failed: ${e.message}`, { retryable: true }));
+    });
     req.end(body);
   });
 }
