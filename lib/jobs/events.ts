@@ -72,7 +72,7 @@ export class JobEvents {
   }
 
   async #connect(attempt = 0): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#url, application_name: 'faceswap-events' });
+    const client = new pg.Client({ connectionString: this.#url, application_name: 'faceswap-events', keepAlive: true });
     client.on('notification', (msg) => {
       if (msg.channel !== CHANNEL || !msg.payload) return;
       let event: JobEvent;
@@ -97,6 +97,10 @@ export class JobEvents {
       await client.end().catch(() => {});
       if (attempt === 0 && !this.#client) throw error;
       this.#scheduleReconnect(attempt + 1);
+      return;
+    }
+    if (this.#closed) {
+      await client.end().catch(() => {});
       return;
     }
     const reconnected = this.#client !== undefined;

@@ -44,15 +44,22 @@ export async function reconcileLostJobs(db: Db): Promise<number> {
 
 export async function deleteExpiredJobs(deps: MaintenanceDeps): Promise<number> {
   const expired = await deps.store.expired(deps.retentionDays);
+  const deleted: string[] = [];
   for (const job of expired) {
     const keys = [
       ...(job.result_keys ?? []),
       ...Object.values(job.input).flatMap((ref) => ('upload' in ref ? [ref.upload] : [])),
     ];
-    await deps.storage.delete(keys);
+    try {
+      await deps.storage.delete(keys);
+      deleted.push(job.id);
+    } catch (error) {
+      // Keep the row (and so the keys) for the next run; one failure must not stall the others.
+      deps.log.warn({ err: error, jobId: job.id }, 'could not delete the files of an expired job');
+    }
   }
-  await deps.store.deleteJobs(expired.map((j) => j.id));
-  return expired.length;
+  await deps.store.deleteJobs(deleted);
+  return deleted.length;
 }
 
 export function startMaintenance(deps: MaintenanceDeps, intervalMs = 5 * 60_000): () => void {

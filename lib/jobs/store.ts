@@ -90,10 +90,11 @@ export class JobStore {
         batch[0]!.reject(error);
         return;
       }
-      // One bad row must not fail its neighbours: retry each on its own.
-      await Promise.all(
-        batch.map((b) => this.#insertBatch([b.job]).then((r) => b.resolve(r[0]!), (e: unknown) => b.reject(e))),
-      );
+      // One bad row must not fail its neighbours: retry each on its own, one at a time (a database
+      // that is down must not get a hundred transactions at once).
+      for (const b of batch) {
+        await this.#insertBatch([b.job]).then((r) => b.resolve(r[0]!), (e: unknown) => b.reject(e));
+      }
     }
   }
 
@@ -279,6 +280,7 @@ export class JobStore {
       .selectFrom('jobs')
       .selectAll()
       .where('finished_at', '<', sql<Date>`now() - make_interval(days => ${olderThanDays})`)
+      .orderBy('finished_at')
       .limit(limit)
       .execute();
   }

@@ -36,13 +36,20 @@ export function waitForJob(
     };
     const check = async () => {
       if (settled) return;
+      let row: JobRow | undefined;
       try {
-        last = await store.get(id);
+        row = await store.get(id);
       } catch {
         return; // database unavailable: the next event, reconnect or fallback tick tries again
       }
-      if (!last || until(last)) finish(last);
+      if (settled) return;
+      last = row;
+      if (!row || until(row)) finish(row);
     };
+    if (options.signal?.aborted) {
+      resolve(undefined);
+      return;
+    }
     cleanups.push(events.subscribe(id, (event) => {
       if (TERMINAL_STATUSES.includes(event.status) || options.until) void check();
     }));
