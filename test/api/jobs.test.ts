@@ -24,11 +24,12 @@ const swapEngine = createTestEngine({
   },
 });
 let failNext: Error | undefined;
+const cartoonEngine = createTestEngine({ name: 'replicate', task: 'cartoonify', steps: 3, stepMs: 20 });
 
 beforeAll(async () => {
   images = await startImageServer();
   svc = await startTestService({
-    engines: [swapEngine, createTestEngine({ name: 'replicate', task: 'cartoonify', steps: 2 })],
+    engines: [swapEngine, cartoonEngine],
   });
 });
 afterAll(async () => {
@@ -107,8 +108,10 @@ describe('POST /face-swap', () => {
   test('an unreachable image fails the job with the fetcher\'s code', async () => {
     const res = await post('/face-swap', { base_image_url: images.url('missing.jpg'), face_image_url: images.url('biden.jpg') }, { prefer: 'wait=30' });
     const body = await res.json();
+    expect(res.status).toBe(502);
     expect(body.success).toBe(false);
     expect(body.error.code).toBe('fetch_failed');
+    expect(body.error.message).toContain('404');
   });
 });
 
@@ -129,6 +132,12 @@ describe('request validation', () => {
     expect(error.message).toContain('stepz');
     expect(error.message).toContain('steps');
     expect(error.fields.map((f: { field: string }) => f.field).sort()).toEqual(['stepz', 'steps'].sort());
+  });
+
+  test('NUL characters are an input error, not a server error', async () => {
+    const res = await post('/face-swap', { base_image_url: images.url('obama.jpg'), face_image_url: images.url('biden.jpg'), prompt: 'a\u0000b' });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.fields).toEqual([{ field: 'prompt', message: 'must not contain NUL characters' }]);
   });
 
   test('unparseable JSON is 400, a wrong content type 415, a huge body 413', async () => {
@@ -194,9 +203,19 @@ describe('blocking endpoints', () => {
   });
 
   test('POST /face-swap-with-cartoon runs the cartoonify stage then the swap stage', async () => {
-    const res = await post('/face-swap-with-cartoon', { base_image_url: images.url('obama.jpg'), face_image_url: images.url('biden.jpg') });
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ success: true, result_url: expect.any(String) });
+    const swapRuns = swapEngine.runs;
+    const cartoonRuns = cartoonEngine.runs;
+    const res = await post('/face-swap-with-cartoon', { base_image_url: images.url('obama.jpg'), face_image_url: images.url('biden.jpg') }, { prefer: 'respond-async' });
+    const { job_id } = await res.json();
+    const text = await (await fetch(`${svc.url}/job/${job_id}/events`)).text();
+    const events = [...text.matchAll(/data: (.*)\n/g)].map((m) => JSON.parse(m[1]!));
+    expect(events.at(-1)).toMatchObject({ status: 'completed', result_url: expect.any(String) });
+    const stages: string[] = events.map((e) => e.stage).filter(Boolean);
+    const firstSwap = stages.findIndex((s) => s.startsWith('swap: '));
+    const lastCartoon = stages.findLastIndex((s) => s.startsWith('cartoonify: '));
+    expect(lastCartoon).toBeGreaterThanOrEqual(0);
+    expect(firstSwap).toBeGreaterThan(lastCartoon);
+    expect([swapEngine.runs - swapRuns, cartoonEngine.runs - cartoonRuns]).toEqual([1, 1]);
   });
 
   test('Prefer: respond-async makes a blocking endpoint answer 202 at once', async () => {
@@ -241,8 +260,11 @@ describe('progress and events', () => {
     const text = await stream.text();
     const events = [...text.matchAll(/event: (\w+)\ndata: (.*)\n/g)].map((m) => ({ event: m[1], data: JSON.parse(m[2]!) }));
     expect(events.at(-1)).toMatchObject({ event: 'done', data: { status: 'completed', result_url: expect.any(String) } });
-    const stages = events.map((e) => e.data.stage).filter(Boolean);
-    expect(stages.some((s: string) => s.startsWith('step'))).toBe(true);
+    const running = events.filter((e) => e.data.status === 'processing' && e.data.stage?.startsWith('step'));
+    expect(running.length).toBeGreaterThanOrEqual(2);
+    expect(running[0]!.data).toEqual({ job_id, status: 'processing', message: 'Job is being processed', progress: expect.any(Number), stage: expect.stringMatching(/^step \d\/4$/) });
+    const progress = running.map((e) => e.data.progress as number);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
   });
 });
 

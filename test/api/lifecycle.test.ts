@@ -47,8 +47,10 @@ test('cancel a queued job: it is never run', async () => {
 
   const engine = createTestEngine();
   await startDaemon(svc, [engine]).start();
-  await new Promise((r) => setTimeout(r, 2_000));
-  expect(engine.runs).toBe(0);
+  // A job created now runs and completes: the daemon is pulling, yet it never ran the canceled one.
+  const { job_id: other } = await (await postJson(svc, '/face-swap', swapBody(images), { prefer: 'wait=30' })).json();
+  expect((await svc.core.store.get(other))?.status).toBe('completed');
+  expect(engine.runs).toBe(1);
   expect((await (await fetch(`${svc.url}/job/${job_id}`)).json()).status).toBe('canceled');
 });
 
@@ -62,11 +64,13 @@ test('cancel a running job: the engine is aborted between steps and nothing is s
   };
   const { svc, images } = await setup({ engines: [engine] });
   const { job_id } = await (await postJson(svc, '/face-swap', swapBody(images))).json();
-  for (let i = 0; i < 100; i++) {
+  let seen = false;
+  for (let i = 0; i < 100 && !seen; i++) {
     const s = await (await fetch(`${svc.url}/job/${job_id}`)).json();
-    if (s.status === 'processing' && s.progress > 0) break;
-    await new Promise((r) => setTimeout(r, 50));
+    seen = s.status === 'processing' && s.progress > 0;
+    if (!seen) await new Promise((r) => setTimeout(r, 50));
   }
+  expect(seen).toBe(true);
   const cancel = await fetch(`${svc.url}/job/${job_id}/cancel`, { method: 'POST' });
   expect((await cancel.json()).status).toBe('canceled');
   for (let i = 0; i < 40 && !aborted; i++) await new Promise((r) => setTimeout(r, 50));
@@ -85,7 +89,9 @@ test('a blocking call that runs out of time answers 202 with the job, not an err
   });
   const started = Date.now();
   const res = await postJson(svc, '/cartoonify-only', JSON.stringify({ image_url: images.url('obama.jpg') }));
-  expect(Date.now() - started).toBeLessThan(5_000);
+  const elapsed = Date.now() - started;
+  expect(elapsed).toBeGreaterThanOrEqual(900); // it did wait for SYNC_TIMEOUT_S
+  expect(elapsed).toBeLessThan(5_000);
   expect(res.status).toBe(202);
   const body = await res.json();
   expect(body).toMatchObject({ success: true, job_id: expect.any(String), status: expect.stringMatching(/queued|processing/) });
@@ -134,4 +140,50 @@ test('multipart uploads: files under the same field names, validated, stored wit
   const conflict = await fetch(`${svc.url}/face-swap`, { method: 'POST', body: both });
   expect(conflict.status).toBe(400);
   expect((await conflict.json()).error.message).toContain('not both');
+});
+
+test('cartoon face swaps go only to daemons that have a cartoonify engine', async () => {
+  const { svc, images } = await setup({ noWorker: true });
+  const swapOnly = createTestEngine();
+  const both = [createTestEngine(), createTestEngine({ name: 'replicate', task: 'cartoonify' })];
+  const a = startDaemon(svc, [swapOnly]);
+  const b = startDaemon(svc, both);
+  await a.start();
+  await b.start();
+  const ids: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const res = await postJson(svc, '/face-swap-with-cartoon', swapBody(images), { prefer: 'respond-async' });
+    ids.push((await res.json()).job_id);
+  }
+  for (const id of ids) {
+    for (let i = 0; i < 200; i++) {
+      if ((await svc.core.store.get(id))?.status === 'completed') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await svc.core.store.get(id)).toMatchObject({ status: 'completed', daemon_id: b.id, attempt: 1 });
+  }
+  expect(swapOnly.runs).toBe(0);
+});
+
+test('NOTIFY wakes the daemon and the waiting request: no poll interval in the path', async () => {
+  const { svc, images } = await setup({ noWorker: true });
+  const daemon = createDaemon(svc.core, svc.config, {
+    engines: [createTestEngine({ steps: 1, stepMs: 1 })],
+    log: createLogger('silent'),
+    version: 'test',
+    // Fallback polls far longer than the test: only notifications can make it pass.
+    pollingIntervalSeconds: 60,
+    notifyPollingIntervalSeconds: 60,
+  });
+  cleanups.unshift(() => daemon.stop());
+  await daemon.start();
+  for (let i = 0; i < 3; i++) {
+    const started = Date.now();
+    const res = await postJson(svc, '/face-swap', swapBody(images), { prefer: 'wait=30' });
+    expect(res.status).toBe(200);
+    const { job_id } = await res.json();
+    const row = (await svc.core.store.get(job_id))!;
+    expect(new Date(row.started_at!).getTime() - new Date(row.created_at).getTime()).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  }
 });

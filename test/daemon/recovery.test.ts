@@ -29,7 +29,7 @@ async function stopAllDaemons(): Promise<void> {
   );
 }
 
-function startDaemon(steps: number, stepMs: number): Promise<ChildProcess & { daemonId: string }> {
+function startDaemon(steps: number, stepMs: number, extraEnv: Record<string, string> = {}): Promise<ChildProcess & { daemonId: string; output: string[] }> {
   const child = spawn(process.execPath, [path.join(import.meta.dirname, '../support/daemon-process.ts')], {
     env: {
       ...process.env,
@@ -41,14 +41,17 @@ function startDaemon(steps: number, stepMs: number): Promise<ChildProcess & { da
       LOG_LEVEL: 'silent',
       TEST_ENGINE_STEPS: String(steps),
       TEST_ENGINE_STEP_MS: String(stepMs),
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
+  const output: string[] = [];
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
+      output.push(chunk.toString());
       const ready = /daemon-ready (\S+)/.exec(chunk.toString());
-      if (ready) resolve(Object.assign(child, { daemonId: ready[1]! }));
+      if (ready) resolve(Object.assign(child, { daemonId: ready[1]!, output }));
     });
     child.on('exit', (code) => reject(new Error(`daemon exited early with ${code}`)));
   });
@@ -76,7 +79,7 @@ async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: 
   }
 }
 
-test('a daemon killed with SIGKILL mid-job: another daemon picks the job up and completes it exactly once', async () => {
+test('a daemon killed with SIGKILL mid-job: another daemon picks the job up and completes it', async () => {
   const first = await startDaemon(100, 100); // 10 s of work: it will not finish
   const id = await createJob();
   await until(() => row(id), (r) => r.status === 'processing' && r.progress > 0, 15_000);
@@ -87,11 +90,33 @@ test('a daemon killed with SIGKILL mid-job: another daemon picks the job up and 
   const done = await until(() => row(id), (r) => r.status === 'completed', 60_000);
   expect(done.attempt).toBe(2);
   expect(done.result_keys).toHaveLength(1);
-  // Exactly one result file exists for the job: the killed attempt stored nothing.
-  const files = await fs.readdir(path.join(svc.dataDir, 'files', 'results', id));
-  expect(files).toHaveLength(1);
   const status = await (await fetch(`${svc.url}/job/${id}`)).json();
   expect(status).toMatchObject({ status: 'completed', result_url: done.result_urls![0] });
+}, 90_000);
+
+test('a daemon that lost its lease and comes back cannot complete the job a second time', async () => {
+  await stopAllDaemons();
+  // The first daemon goes quiet after 3 of 40 steps, is frozen (SIGSTOP) past its lease, and resumed only
+  // after a second daemon has completed the job: it then finishes its own run and tries to complete.
+  const first = await startDaemon(40, 100, { TEST_ENGINE_QUIET_AFTER: '3', LOG_LEVEL: 'info' });
+  const id = await createJob();
+  await until(() => row(id), (r) => r.status === 'processing' && r.stage === 'step 3/40', 15_000);
+  first.kill('SIGSTOP');
+
+  await startDaemon(3, 10);
+  const done = await until(() => row(id), (r) => r.status === 'completed', 60_000);
+  expect(done.attempt).toBe(2);
+  first.kill('SIGCONT');
+  // Resumed, the late attempt gives up: either pg-boss's own lease timer aborts it (lease_lost), or it
+  // finishes, finds the job no longer processing for its attempt, and discards what it stored.
+  await until(async () => first.output.join(''), (out) => out.includes('discarding its result') || out.includes('"code":"lease_lost"'), 15_000);
+  await new Promise((r) => setTimeout(r, 500));
+
+  const after = await row(id);
+  expect(after).toMatchObject({ status: 'completed', attempt: 2, result_keys: done.result_keys, finished_at: done.finished_at });
+  // Exactly one result file: the late attempt deleted what it had stored.
+  const files = await fs.readdir(path.join(svc.dataDir, 'files', 'results', id));
+  expect(files).toEqual([done.result_keys![0]!.split('/').at(-1)]);
 }, 90_000);
 
 test('SIGTERM: the daemon finishes its current job, then exits', async () => {
@@ -101,8 +126,11 @@ test('SIGTERM: the daemon finishes its current job, then exits', async () => {
   await until(() => row(id), (r) => r.status === 'processing' && r.daemon_id === daemon.daemonId, 15_000);
   const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
   daemon.kill('SIGTERM');
+  // A job created after the signal is not taken by the stopping daemon: it waits for another one.
+  const later = await createJob();
   expect(await exited).toBe(0);
   const done = await row(id);
   expect(done.status).toBe('completed');
   expect(done.attempt).toBe(1);
+  expect(await row(later)).toMatchObject({ status: 'queued', daemon_id: null, attempt: 0 });
 }, 60_000);

@@ -12,6 +12,8 @@ export interface TestEngineOptions {
   task?: EngineTask;
   steps?: number;
   stepMs?: number;
+  /** Report no progress after this many steps (the run goes on silently). */
+  quietAfter?: number;
   /** Called at the start of each run with the attempt's inputs; throw to fail the run. */
   onRun?: (run: number) => void | Promise<void>;
 }
@@ -33,7 +35,7 @@ export function createTestEngine(options: TestEngineOptions = {}): Engine & { ru
       for (let i = 1; i <= steps; i++) {
         await new Promise((r) => setTimeout(r, stepMs));
         throwIfAborted(ctx.signal);
-        ctx.progress(i / steps, `step ${i}/${steps}`);
+        if (options.quietAfter === undefined || i <= options.quietAfter) ctx.progress(i / steps, `step ${i}/${steps}`);
       }
       const data = Uint8Array.from(source.raw.data, (v) => 255 - v);
       return { images: [{ kind: 'raw' as const, image: { ...source.raw, data } }], info: { test_engine: true } };
