@@ -113,3 +113,24 @@ test('without WEBHOOK_SECRET, asking for a webhook is a clear 400', async () => 
     await plain.stop();
   }
 });
+
+test('maintenance queues again a final webhook that was never queued, once, and only where it was asked for', async () => {
+  const { sql } = await import('kysely');
+  const db = svc.core.database.db;
+  const make = async (events: string[]) => {
+    const { job_id } = await (await swap({ webhook: receiverUrl, webhook_events_filter: events })).json();
+    for (let i = 0; i < 200 && (await svc.core.store.get(job_id))?.status !== 'completed'; i++) await new Promise((r) => setTimeout(r, 50));
+    // As if the process died between the job's end and queueing its webhook.
+    await sql`UPDATE jobs SET webhook_queued_at = NULL, webhook_sent_at = NULL, finished_at = now() - interval '5 minutes' WHERE id = ${job_id}`.execute(db);
+    return job_id as string;
+  };
+  const lost = await make(['completed']);
+  const startOnly = await make(['start']);
+  await until(() => received.filter((r) => JSON.parse(r.body).type === 'job.completed').length >= 1, 10_000).catch(() => {});
+  received.length = 0;
+  expect(await svc.core.webhooks!.sweep()).toBe(1);
+  expect(await svc.core.webhooks!.sweep()).toBe(0);
+  await until(() => received.some((r) => JSON.parse(r.body).data.job_id === lost), 30_000);
+  expect(received.filter((r) => JSON.parse(r.body).data.job_id === lost)).toHaveLength(1);
+  expect(received.some((r) => JSON.parse(r.body).data.job_id === startOnly && JSON.parse(r.body).type === 'job.completed')).toBe(false);
+}, 60_000);

@@ -33,13 +33,17 @@ test('a processing job whose queue entry failed (all its daemons died) is failed
   expect((await svc.core.store.get(healthy))?.status).toBe('processing');
 });
 
-test('jobs past retention are deleted with their stored files', async () => {
+test('jobs past retention are deleted with their stored results and uploaded inputs', async () => {
   const id = await makeJob();
   const storage = svc.core.storage;
   const key = `results/${id}/0123456789abcdef.png`;
+  const upload = `inputs/${id}/fedcba9876543210.jpg`;
   await storage.put(key, Buffer.from('png'), 'image/png');
+  await storage.put(upload, Buffer.from('jpg'), 'image/jpeg');
   const db = svc.core.database.db;
-  await sql`UPDATE jobs SET status = 'completed', result_keys = ${JSON.stringify([key])}::jsonb, finished_at = now() - interval '8 days' WHERE id = ${id}`.execute(db);
+  await sql`UPDATE jobs SET status = 'completed', result_keys = ${JSON.stringify([key])}::jsonb,
+    input = ${JSON.stringify({ base: { upload }, face: { url: 'http://127.0.0.1:9/b.jpg' } })}::jsonb,
+    finished_at = now() - interval '8 days' WHERE id = ${id}`.execute(db);
   const recent = await makeJob();
   await sql`UPDATE jobs SET status = 'completed', finished_at = now() - interval '1 day' WHERE id = ${recent}`.execute(db);
 
@@ -47,5 +51,6 @@ test('jobs past retention are deleted with their stored files', async () => {
   expect(deleted).toBe(1);
   expect(await svc.core.store.get(id)).toBeUndefined();
   expect(await storage.get(key)).toBeUndefined();
-  expect(await svc.core.store.get(recent)).toBeDefined();
+  expect(await storage.get(upload)).toBeUndefined();
+  expect((await svc.core.store.get(recent))?.id).toBe(recent);
 });
