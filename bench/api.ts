@@ -84,14 +84,10 @@ export async function benchApi(opts: { seconds: number; pickupJobs: number }): P
       const db = svc.core.database.db;
       const ids: string[] = [];
       for (let i = 0; i < opts.pickupJobs; i++) {
-        const res = await fetch(`${svc.url}/face-swap`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        // One job at a time, each created when the daemon is idle again: a pickup is a wake-up, not
+        // a wait behind the previous job. `Prefer: wait` blocks on the job-events NOTIFY, not on polling.
+        const res = await fetch(`${svc.url}/face-swap`, { method: 'POST', headers: { 'content-type': 'application/json', prefer: 'wait=10' }, body });
         ids.push(((await res.json()) as { job_id: string }).job_id);
-        // One job at a time: each pickup is a wake-up of an idle daemon, not a drain of a backlog.
-        for (let t = 0; t < 200; t++) {
-          const row = await svc.core.store.get(ids.at(-1)!);
-          if (row?.started_at) break;
-          await new Promise((r) => setTimeout(r, 2));
-        }
       }
       const rows = await db.selectFrom('jobs').select(['created_at', 'started_at']).where('id', 'in', ids).execute();
       const waits = rows
