@@ -59,7 +59,7 @@ export async function openCore(config: Config, log: Logger, options: { storage?:
     closers.push(() => queue.stop());
     const events = await JobEvents.start(databaseUrl, log.child({ component: 'events' }));
     closers.push(() => events.close());
-    const store = new JobStore(database.db, queue);
+    const store = new JobStore(database.db, database.pool, queue);
     const storage = options.storage ?? createStorage(config);
     let webhooks: WebhookDispatcher | undefined;
     if (config.WEBHOOK_SECRET) {

@@ -11,14 +11,20 @@ const MESSAGES: Record<string, string> = {
   canceled: 'Job was canceled',
 };
 
+/** The columns the job JSON is made of (what `JobStore.getStatus` reads). */
+export const STATUS_COLUMNS = [
+  'id', 'status', 'progress', 'stage', 'result_urls', 'error_code', 'error_message', 'created_at', 'started_at', 'finished_at',
+] as const;
+export type JobStatusRow = Pick<JobRow, (typeof STATUS_COLUMNS)[number]>;
+
 /** Run time: started → finished (queue wait excluded). */
-export function runTimeMs(row: JobRow): number {
+export function runTimeMs(row: JobStatusRow): number {
   if (!row.finished_at) return 0;
   const start = row.started_at ?? row.created_at;
   return new Date(row.finished_at).getTime() - new Date(start).getTime();
 }
 
-export function presentJob(row: JobRow): Record<string, unknown> {
+export function presentJob(row: JobStatusRow): Record<string, unknown> {
   const base = { job_id: row.id, status: row.status };
   switch (row.status) {
     case 'completed': {

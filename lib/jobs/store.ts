@@ -10,6 +10,8 @@ import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { JobRow, WebhookSettings } from '../db/schema.ts';
 import type { ImageRef, JobKind } from './params.ts';
+import type pg from 'pg';
+import { STATUS_COLUMNS, type JobStatusRow } from './present.ts';
 import type { JobQueue } from './queue.ts';
 
 export interface NewJob {
@@ -41,12 +43,16 @@ const MAX_BATCH = 100;
 /** Transactions writing new jobs at once; more requests wait and join the next batch. */
 const MAX_CONCURRENT_FLUSHES = 2;
 
+const GET_STATUS_SQL = `SELECT ${STATUS_COLUMNS.join(', ')} FROM jobs WHERE id = $1`;
+
 export class JobStore {
   readonly db: Db;
   readonly #queue: JobQueue;
+  readonly #pool: pg.Pool;
 
-  constructor(db: Db, queue: JobQueue) {
+  constructor(db: Db, pool: pg.Pool, queue: JobQueue) {
     this.db = db;
+    this.#pool = pool;
     this.#queue = queue;
   }
 
@@ -147,6 +153,15 @@ export class JobStore {
 
   get(id: string): Promise<JobRow | undefined> {
     return this.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /**
+   * What `GET /job/{id}` shows, and nothing else: the hottest read of the API, so it skips the JSON
+   * columns it does not need and runs as a prepared statement (parsed and planned once per connection).
+   */
+  async getStatus(id: string): Promise<JobStatusRow | undefined> {
+    const result = await this.#pool.query<JobStatusRow>({ name: 'job_status', text: GET_STATUS_SQL, values: [id] });
+    return result.rows[0];
   }
 
   /** Queued jobs, for back-pressure and /health. */

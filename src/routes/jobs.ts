@@ -150,17 +150,18 @@ export function jobRoutes(deps: ApiDeps): Hono {
   app.post('/face-swap-with-cartoon', (c) => createJob(c, 'face_swap_cartoon', true));
   app.post('/cartoonify-only', (c) => createJob(c, 'cartoonify', true));
 
-  async function findJob(id: string): Promise<JobRow> {
+  /** Loads a job by the id in the URL: 400 for a malformed id, 404 for an unknown one. */
+  async function findJob<T>(id: string, load: (id: string) => Promise<T | undefined> = (i) => store.get(i) as Promise<T | undefined>): Promise<T> {
     if (!UUID.test(id)) throw new ApiError(400, 'invalid_job_id', `"${id.slice(0, 64)}" is not a job id (a UUID)`);
-    const row = await store.get(id);
+    const row = await load(id);
     if (!row) throw new ApiError(404, 'not_found', `No job with id ${id}`);
     return row;
   }
 
-  app.get('/job/:id', async (c) => c.json(presentJob(await findJob(c.req.param('id')))));
+  app.get('/job/:id', async (c) => c.json(presentJob(await findJob(c.req.param('id'), (id) => store.getStatus(id)))));
 
   app.post('/job/:id/cancel', async (c) => {
-    const row = await findJob(c.req.param('id'));
+    const row = await findJob<JobRow>(c.req.param('id'));
     const result = await store.cancel(row.id);
     if (!result) throw new ApiError(404, 'not_found', `No job with id ${row.id}`);
     if (result.canceled) await deps.webhooks?.notify(result.job, 'completed');
@@ -171,7 +172,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
   });
 
   app.get('/job/:id/events', async (c) => {
-    const first = await findJob(c.req.param('id'));
+    const first = await findJob<JobRow>(c.req.param('id'));
     return streamSSE(c, async (stream) => {
       let eventId = 0;
       const send = (row: JobRow) =>
