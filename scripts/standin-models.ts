@@ -29,6 +29,7 @@ import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import { DIFFUSION_FILES, TOKENIZER_DIR, type DiffusionRole } from '../worker/diffusion/models.ts';
 import { createGaussianRng } from '../worker/diffusion/noise.ts';
+import { bytesToUnicode } from '../worker/diffusion/tokenizer.ts';
 
 const { onnx } = onnxProto;
 type Dim = number | string;
@@ -280,16 +281,11 @@ export function parserStandin(): Uint8Array {
 /** A byte-level CLIP vocabulary without merges, for when no real tokenizer files are at hand. */
 function syntheticTokenizer(): { vocab: Record<string, number>; merges: string } {
   const vocab: Record<string, number> = {};
-  const bs: number[] = [];
-  for (let i = 33; i <= 126; i++) bs.push(i);
-  for (let i = 161; i <= 172; i++) bs.push(i);
-  for (let i = 174; i <= 255; i++) bs.push(i);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) { bs.push(b); cs.push(256 + n++); }
+  // CLIP's first 256 ids are the byte characters in code-point order, then the same with '</w>'.
+  const chars = bytesToUnicode().sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
   let id = 0;
-  for (const c of cs) vocab[String.fromCodePoint(c)] = id++;
-  for (const c of cs) vocab[String.fromCodePoint(c) + '</w>'] = id++;
+  for (const c of chars) vocab[c] = id++;
+  for (const c of chars) vocab[c + '</w>'] = id++;
   vocab['<|startoftext|>'] = 49406;
   vocab['<|endoftext|>'] = 49407;
   return { vocab, merges: '#version: 0.2\n' };

@@ -19,8 +19,8 @@ export const MAX_LENGTH = 77;
 const PATTERN =
   /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 
-/** GPT-2's reversible byte → printable-unicode map. */
-function bytesToUnicode(): string[] {
+/** GPT-2's reversible byte → printable-unicode map (index: byte value). */
+export function bytesToUnicode(): string[] {
   const bs: number[] = [];
   for (let i = 33; i <= 126; i++) bs.push(i);
   for (let i = 161; i <= 172; i++) bs.push(i);
