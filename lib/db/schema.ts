@@ -1,5 +1,5 @@
 /** Kysely table types, matching migrations/. */
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { ImageRef, JobKind } from '../jobs/params.ts';
 
 export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed' | 'canceled';
@@ -74,6 +74,4 @@ export interface Database {
 }
 
 export type JobRow = Selectable<JobsTable>;
-export type NewJobRow = Insertable<JobsTable>;
-export type JobUpdate = Updateable<JobsTable>;
 export type DaemonRow = Selectable<DaemonsTable>;

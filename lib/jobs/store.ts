@@ -6,9 +6,9 @@
  * retried elsewhere after a lost lease, can never be completed twice.
  */
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type UpdateObject } from 'kysely';
 import type { Db } from '../db/database.ts';
-import type { JobRow, WebhookSettings } from '../db/schema.ts';
+import type { Database, JobRow, WebhookSettings } from '../db/schema.ts';
 import type { ImageRef, JobKind } from './params.ts';
 import type pg from 'pg';
 import { STATUS_COLUMNS, type JobStatusRow } from './present.ts';
@@ -193,72 +193,61 @@ export class JobStore {
       .executeTakeFirst();
   }
 
-  /** Returns false when the job is no longer ours to work on (canceled, or retried elsewhere). */
-  async progress(id: string, attempt: number, progress: number, stage: string): Promise<boolean> {
-    const result = await this.db
+  /**
+   * The one rule every write of a running job goes through: it applies only
+   * while the job is still `processing` for this attempt. A canceled job, or
+   * one whose lease expired and was retried as a later attempt, is left alone.
+   */
+  #updateOwned(id: string, attempt: number, set: UpdateObject<Database, 'jobs'>) {
+    return this.db
       .updateTable('jobs')
-      .set({ progress: Math.min(1, Math.max(0, progress)), stage, updated_at: sql<Date>`now()` })
+      .set({ ...set, updated_at: sql<Date>`now()` })
       .where('id', '=', id)
       .where('status', '=', 'processing')
-      .where('attempt', '=', attempt)
-      .executeTakeFirst();
+      .where('attempt', '=', attempt);
+  }
+
+  /** Returns false when the job is no longer ours to work on (canceled, or retried elsewhere). */
+  async progress(id: string, attempt: number, progress: number, stage: string): Promise<boolean> {
+    const result = await this.#updateOwned(id, attempt, { progress: Math.min(1, Math.max(0, progress)), stage }).executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
 
-  async complete(id: string, attempt: number, result: { urls: string[]; keys: string[]; info?: Record<string, unknown> }): Promise<JobRow | undefined> {
-    return this.db
-      .updateTable('jobs')
-      .set({
-        status: 'completed',
-        progress: 1,
-        stage: 'done',
-        result_urls: JSON.stringify(result.urls),
-        result_keys: JSON.stringify(result.keys),
-        info: result.info ? JSON.stringify(result.info) : null,
-        error_code: null,
-        error_message: null,
-        finished_at: sql<Date>`now()`,
-        updated_at: sql<Date>`now()`,
-      })
-      .where('id', '=', id)
-      .where('status', '=', 'processing')
-      .where('attempt', '=', attempt)
+  complete(id: string, attempt: number, result: { urls: string[]; keys: string[]; info?: Record<string, unknown> }): Promise<JobRow | undefined> {
+    return this.#updateOwned(id, attempt, {
+      status: 'completed',
+      progress: 1,
+      stage: 'done',
+      result_urls: JSON.stringify(result.urls),
+      result_keys: JSON.stringify(result.keys),
+      info: result.info ? JSON.stringify(result.info) : null,
+      error_code: null,
+      error_message: null,
+      finished_at: sql<Date>`now()`,
+    })
       .returningAll()
       .executeTakeFirst();
   }
 
-  async fail(id: string, attempt: number, error: { code: string; message: string }): Promise<JobRow | undefined> {
-    return this.db
-      .updateTable('jobs')
-      .set({
-        status: 'failed',
-        error_code: error.code,
-        error_message: error.message.slice(0, 2000),
-        finished_at: sql<Date>`now()`,
-        updated_at: sql<Date>`now()`,
-      })
-      .where('id', '=', id)
-      .where('status', '=', 'processing')
-      .where('attempt', '=', attempt)
+  fail(id: string, attempt: number, error: { code: string; message: string }): Promise<JobRow | undefined> {
+    return this.#updateOwned(id, attempt, {
+      status: 'failed',
+      error_code: error.code,
+      error_message: error.message.slice(0, 2000),
+      finished_at: sql<Date>`now()`,
+    })
       .returningAll()
       .executeTakeFirst();
   }
 
   /** A transient failure: back to `queued` (pg-boss retries it after its backoff), keeping the last error. */
   async requeue(id: string, attempt: number, error: { code: string; message: string }): Promise<boolean> {
-    const result = await this.db
-      .updateTable('jobs')
-      .set({
-        status: 'queued',
-        stage: `retrying after ${error.code}`,
-        error_code: error.code,
-        error_message: error.message.slice(0, 2000),
-        updated_at: sql<Date>`now()`,
-      })
-      .where('id', '=', id)
-      .where('status', '=', 'processing')
-      .where('attempt', '=', attempt)
-      .executeTakeFirst();
+    const result = await this.#updateOwned(id, attempt, {
+      status: 'queued',
+      stage: `retrying after ${error.code}`,
+      error_code: error.code,
+      error_message: error.message.slice(0, 2000),
+    }).executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
 
