@@ -3,7 +3,6 @@
  * migrations, the queue, the job-events listener and storage. Called from
  * the `main` files and the test harness; nothing here runs at import time.
  */
-import path from 'node:path';
 import type { Config } from './config.ts';
 import { connectDatabase, type DatabaseHandle } from './db/database.ts';
 import { startEmbeddedPostgres } from './db/embedded.ts';
@@ -34,7 +33,7 @@ export async function openCore(config: Config, log: Logger, options: { storage?:
     if (!databaseUrl) {
       const pgLog = log.child({ component: 'postgres' });
       const embedded = await startEmbeddedPostgres({
-        dataDir: path.join(config.DATA_DIR),
+        dataDir: config.DATA_DIR,
         port: config.EMBEDDED_PG_PORT,
         log: (m) => pgLog.debug(m),
       });

@@ -23,8 +23,6 @@ export interface ApiDeps {
   webhooks: WebhookDispatcher | undefined;
   /** Validates and normalises an uploaded image; throws JobError. */
   decodeUpload(bytes: Buffer): Promise<InputImage>;
-  /** Pending jobs in the queue, for /health. */
-  queueDepth(): Promise<number>;
   log: Logger;
   version: string;
 }

@@ -57,7 +57,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     checkWebhookUrl: core.webhooks ? (url) => void checkWebhookUrl(url, webhookPolicy(config)) : undefined,
     webhooks: core.webhooks,
     decodeUpload: (bytes) => loader.decode(bytes),
-    queueDepth: () => core.store.queuedCount(),
     log: log.child({ component: 'api' }),
     version,
   });

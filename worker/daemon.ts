@@ -206,7 +206,8 @@ export class Daemon {
       return;
     }
     const abort = new AbortController();
-    const onBossAbort = () => abort.abort(new JobError('lease_lost', 'the queue took the job back', { retryable: true }));
+    // pg-boss aborts a job whose lease (heartbeat) or JOB_TIMEOUT_S ran out; it runs again as the next attempt.
+    const onBossAbort = () => abort.abort(new JobError('lease_lost', 'the queue took the job back (its lease or JOB_TIMEOUT_S ran out)', { retryable: true }));
     job.signal.addEventListener('abort', onBossAbort, { once: true });
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
@@ -283,9 +284,8 @@ export class Daemon {
         return;
       }
       const retryable = isJobError(reason) && reason.retryable;
-      if (body.code === 'lease_lost') log.warn({ err: reason }, 'the queue took the job back (lease expired); abandoning this attempt');
       if (retryable && attemptsLeft) {
-        if (body.code !== 'lease_lost') log.warn({ err: reason }, 'transient failure; the queue will retry');
+        log.warn({ err: reason }, 'transient failure; the queue will retry');
         await store.requeue(row.id, attempt, body);
         throw reason; // pg-boss schedules the retry with backoff
       }

@@ -1,13 +1,9 @@
 /** Turns a job's input references (URL or upload key) into validated images. */
 import { JobError } from '../lib/errors.ts';
 import type { InputImage } from '../lib/images/raw.ts';
+import type { ImageLoader } from '../lib/intake/index.ts';
 import type { ImageRef } from '../lib/jobs/params.ts';
 import type { Storage } from '../lib/storage/index.ts';
-
-export interface ImageLoader {
-  load(url: string, signal?: AbortSignal): Promise<InputImage>;
-  decode(bytes: Buffer): Promise<InputImage>;
-}
 
 export function createInputResolver(loader: ImageLoader, storage: Storage) {
   return async function resolve(ref: ImageRef, signal?: AbortSignal): Promise<InputImage> {

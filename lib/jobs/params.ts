@@ -75,15 +75,12 @@ export type FaceSwapParams = z.infer<typeof FaceSwapParamsSchema>;
 export const CartoonifyParamsSchema = z.object({
   ...OutputOptionsSchema.shape,
 });
-export type CartoonifyParams = z.infer<typeof CartoonifyParamsSchema>;
-
-/** A cartoon face swap takes the face-swap parameters for its second stage. */
-export const FaceSwapCartoonParamsSchema = FaceSwapParamsSchema;
 
 export const PARAMS_SCHEMAS = {
   face_swap: FaceSwapParamsSchema,
   cartoonify: CartoonifyParamsSchema,
-  face_swap_cartoon: FaceSwapCartoonParamsSchema,
+  // A cartoon face swap takes the face-swap parameters for its second stage.
+  face_swap_cartoon: FaceSwapParamsSchema,
 } as const;
 
 /**

@@ -19,7 +19,7 @@ export function healthRoutes(deps: ApiDeps): Hono {
       );
     }
     const databaseMs = performance.now() - started;
-    const [depth, daemons] = await Promise.all([deps.queueDepth(), deps.directory.liveDaemons()]);
+    const [depth, daemons] = await Promise.all([deps.store.queuedCount(), deps.directory.liveDaemons()]);
     const engines: Record<string, { ready: boolean; daemons: number; detail?: string }> = {};
     for (const daemon of daemons) {
       for (const e of daemon.engines) {

@@ -151,7 +151,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
   app.post('/cartoonify-only', (c) => createJob(c, 'cartoonify', true));
 
   /** Loads a job by the id in the URL: 400 for a malformed id, 404 for an unknown one. */
-  async function findJob<T>(id: string, load: (id: string) => Promise<T | undefined> = (i) => store.get(i) as Promise<T | undefined>): Promise<T> {
+  async function findJob<T>(id: string, load: (id: string) => Promise<T | undefined>): Promise<T> {
     if (!UUID.test(id)) throw new ApiError(400, 'invalid_job_id', `"${id.slice(0, 64)}" is not a job id (a UUID)`);
     const row = await load(id);
     if (!row) throw new ApiError(404, 'not_found', `No job with id ${id}`);
@@ -161,7 +161,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
   app.get('/job/:id', async (c) => c.json(presentJob(await findJob(c.req.param('id'), (id) => store.getStatus(id)))));
 
   app.post('/job/:id/cancel', async (c) => {
-    const row = await findJob<JobRow>(c.req.param('id'));
+    const row = await findJob(c.req.param('id'), (id) => store.get(id));
     const result = await store.cancel(row.id);
     if (!result) throw new ApiError(404, 'not_found', `No job with id ${row.id}`);
     if (result.canceled) await deps.webhooks?.notify(result.job, 'completed');
@@ -172,7 +172,7 @@ export function jobRoutes(deps: ApiDeps): Hono {
   });
 
   app.get('/job/:id/events', async (c) => {
-    const first = await findJob<JobRow>(c.req.param('id'));
+    const first = await findJob(c.req.param('id'), (id) => store.get(id));
     return streamSSE(c, async (stream) => {
       let eventId = 0;
       const send = (row: JobRow) =>
