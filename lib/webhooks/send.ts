@@ -10,14 +10,18 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { JobError } from '../errors.ts';
-import { checkImageUrl, classifyAddress, isAllowedHost, parseAllowHosts } from '../intake/index.ts';
+import { checkImageUrl, classifyAddress, isAllowedHost, parseAllowHosts, type LookupFunction } from '../intake/index.ts';
 
 export interface WebhookTargetPolicy {
   allowHosts: string[];
   /** Deliver to private/loopback addresses too (internal receivers). */
   allowPrivate: boolean;
   timeoutMs: number;
+  /** Resolver; default `dns.lookup` (tests inject one, as for the image fetcher). */
+  lookup?: LookupFunction;
 }
+
+const defaultLookup: LookupFunction = (hostname, options, callback) => dns.lookup(hostname, options, callback);
 
 /** Request-time check of a webhook URL; throws JobError url_invalid / url_forbidden. */
 export function checkWebhookUrl(url: string, policy: WebhookTargetPolicy): URL {
@@ -34,9 +38,9 @@ export function checkWebhookUrl(url: string, policy: WebhookTargetPolicy): URL {
   return checkImageUrl(url, policy.allowHosts);
 }
 
-function safeLookup(allowed: boolean): net.LookupFunction {
+function safeLookup(allowed: boolean, lookup: LookupFunction): net.LookupFunction {
   return (hostname, options, callback) => {
-    dns.lookup(hostname, { all: true, family: options.family === 'IPv6' ? 6 : options.family === 'IPv4' ? 4 : 0 }, (err, addresses) => {
+    lookup(hostname, { all: true, family: options.family === 'IPv6' ? 6 : options.family === 'IPv4' ? 4 : 0 }, (err, addresses) => {
       if (err) return callback(err, '', 0);
       for (const { address } of addresses) {
         if (!allowed && !classifyAddress(address).allowed) {
@@ -62,7 +66,7 @@ export function postWebhook(urlText: string, headers: Record<string, string>, bo
       {
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'faceswap-job-api-webhooks/1' },
-        lookup: safeLookup(allowed),
+        lookup: safeLookup(allowed, policy.lookup ?? defaultLookup),
         agent: false,
         timeout: policy.timeoutMs,
       },
