@@ -162,6 +162,24 @@ describe('model stages on stand-in sessions (real onnxruntime)', () => {
   });
 });
 
+/** The UNet loop over a single latent pixel (4 channels), guidance 4 as a batch of two, 30 steps. */
+function oneLatentLoop(unet: Awaited<ReturnType<typeof load>>, sampler: ReturnType<typeof createSampler>, latents: Float32Array, ipScale: number) {
+  return {
+    unet,
+    sampler,
+    latents,
+    mask: new Float32Array([1]),
+    maskedLatents: new Float32Array(4),
+    latentHeight: 1,
+    latentWidth: 1,
+    text: { hidden: new Float32Array(2 * 77 * 2048), pooled: new Float32Array(2 * 1280), batch: 2 },
+    timeIds: [8, 8, 0, 0, 8, 8],
+    ipTokens: new Float32Array(2 * 4 * 2048),
+    ipScales: new Array(30).fill(ipScale),
+    guidance: 4,
+  };
+}
+
 describe('loop check through the stand-in UNet (ε̂ = 0.5·x_in + 0.1, guidance 4, batch of two)', () => {
   const ends: Record<string, number> = { euler: 2.047181, dpmpp_2m_karras: 2.226294, ddim: 2.079733 };
   for (const [name, end] of Object.entries(ends)) {
@@ -171,18 +189,7 @@ describe('loop check through the stand-in UNet (ε̂ = 0.5·x_in + 0.1, guidance
       const x = new Float32Array(4).fill(sampler.initNoiseSigma);
       const steps: string[] = [];
       await denoise({
-        unet,
-        sampler,
-        latents: x,
-        mask: new Float32Array([1]),
-        maskedLatents: new Float32Array(4),
-        latentHeight: 1,
-        latentWidth: 1,
-        text: { hidden: new Float32Array(2 * 77 * 2048), pooled: new Float32Array(2 * 1280), batch: 2 },
-        timeIds: [8, 8, 0, 0, 8, 8],
-        ipTokens: new Float32Array(2 * 4 * 2048),
-        ipScales: new Array(30).fill(0.85),
-        guidance: 4,
+        ...oneLatentLoop(unet, sampler, x, 0.85),
         onStep: (k, n) => steps.push(`${k + 1}/${n}`),
       });
       for (const v of x) expect(v).toBeCloseTo(end, 4);
@@ -195,18 +202,7 @@ describe('loop check through the stand-in UNet (ε̂ = 0.5·x_in + 0.1, guidance
     const ac = new AbortController();
     let done = 0;
     const run = denoise({
-      unet,
-      sampler: createSampler('euler', { steps: 30 }),
-      latents: new Float32Array(4).fill(1),
-      mask: new Float32Array([1]),
-      maskedLatents: new Float32Array(4),
-      latentHeight: 1,
-      latentWidth: 1,
-      text: { hidden: new Float32Array(2 * 77 * 2048), pooled: new Float32Array(2 * 1280), batch: 2 },
-      timeIds: [8, 8, 0, 0, 8, 8],
-      ipTokens: new Float32Array(2 * 4 * 2048),
-      ipScales: new Array(30).fill(1),
-      guidance: 4,
+      ...oneLatentLoop(unet, createSampler('euler', { steps: 30 }), new Float32Array(4).fill(1), 1),
       signal: ac.signal,
       onStep: (k) => {
         done = k + 1;

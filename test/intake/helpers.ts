@@ -18,31 +18,22 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-function trackSockets(server: net.Server, state: { connections: number }): Set<net.Socket> {
+/** Listens on a free port of `host`, counting connections; close() also drops open sockets. */
+async function listen(server: net.Server, host: string, origin: (port: number) => string): Promise<TestServer> {
+  let connections = 0;
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket: net.Socket) => {
-    state.connections++;
+    connections++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  return sockets;
-}
-
-/** An HTTP server on 127.0.0.1 (or `host`) with the given handler. */
-export async function startHttpServer(
-  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
-  host = '127.0.0.1',
-): Promise<TestServer> {
-  const server = http.createServer(handler);
-  const state = { connections: 0 };
-  const sockets = trackSockets(server, state);
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    origin: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    origin: origin(port),
     get connections() {
-      return state.connections;
+      return connections;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -50,6 +41,14 @@ export async function startHttpServer(
         server.close(() => resolve());
       }),
   };
+}
+
+/** An HTTP server on 127.0.0.1 (or `host`) with the given handler. */
+export function startHttpServer(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  host = '127.0.0.1',
+): Promise<TestServer> {
+  return listen(http.createServer(handler), host, (port) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
 }
 
 /**
@@ -58,28 +57,13 @@ export async function startHttpServer(
  * ::1, ::ffff:127.0.0.1, 0.0.0.0 and the machine's own interface addresses.
  */
 export async function startTrap(host = '::'): Promise<TestServer & { peers: string[] }> {
+  const peers: string[] = [];
   const server = net.createServer((socket) => {
     peers.push(`${socket.remoteAddress} -> ${socket.localAddress}`);
     socket.destroy();
   });
-  const peers: string[] = [];
-  const state = { connections: 0 };
-  const sockets = trackSockets(server, state);
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    port,
-    origin: `http://127.0.0.1:${port}`,
-    peers,
-    get connections() {
-      return state.connections;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const handle = await listen(server, host, (port) => `http://127.0.0.1:${port}`);
+  return Object.assign(handle, { peers });
 }
 
 /** A resolver answering from a table (names missing from it: ENOTFOUND); counts calls per name. */
