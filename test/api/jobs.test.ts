@@ -279,6 +279,24 @@ describe('GET /health and GET /', () => {
     expect(body.engines['face_swap:landmark']).toMatchObject({ ready: true, daemons: 1 });
   });
 
+  test('health counts only daemons seen in the last minute that are not stopping', async () => {
+    const db = svc.core.database.db;
+    const { sql } = await import('kysely');
+    const engines = JSON.stringify([{ name: 'landmark', task: 'face_swap', device: 'cpu', ready: true }]);
+    await sql`INSERT INTO daemons (id, host, pid, version, device, engines, last_seen_at) VALUES
+      ('fresh-peer', 'h1', 1, 't', 'cpu', ${engines}::jsonb, now()),
+      ('stale-peer', 'h2', 2, 't', 'cpu', ${engines}::jsonb, now() - interval '2 minutes')`.execute(db);
+    await sql`INSERT INTO daemons (id, host, pid, version, device, engines, status) VALUES ('stopping-peer', 'h3', 3, 't', 'cpu', ${engines}::jsonb, 'stopping')`.execute(db);
+    await new Promise((r) => setTimeout(r, 2_100)); // past the directory's cache
+    const body = await (await fetch(`${svc.url}/health`)).json();
+    const ids = body.daemons.map((d: { id: string }) => d.id);
+    expect(ids).toContain('fresh-peer');
+    expect(ids).not.toContain('stale-peer');
+    expect(ids).not.toContain('stopping-peer');
+    expect(body.engines['face_swap:landmark'].daemons).toBe(2);
+    await sql`DELETE FROM daemons WHERE id IN ('fresh-peer', 'stale-peer', 'stopping-peer')`.execute(db);
+  });
+
   test('GET / describes the API', async () => {
     const body = await (await fetch(`${svc.url}/`)).json();
     expect(body.name).toBe('faceswap-job-api');
